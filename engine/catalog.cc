@@ -1,0 +1,257 @@
+// Copyright (c) Coffer authors.
+
+#include "engine/catalog.h"
+
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+
+#include "engine/aead.h"
+#include "engine/record_file.h"
+
+namespace coffer {
+
+namespace {
+
+constexpr uint32_t kCatalogFormatVersion = 1;
+
+uint64_t NowMicros() {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(
+          std::chrono::system_clock::now().time_since_epoch())
+          .count());
+}
+
+std::string CatalogKeyAad(const std::string& cluster) {
+  return "coffer catalog key|" + cluster;
+}
+std::string ClusterAad(const std::string& cluster) {
+  return "coffer cluster|" + cluster;
+}
+std::string TenantAad(const std::string& cluster, const std::string& tenant) {
+  return "coffer tenant|" + cluster + "|" + tenant;
+}
+
+Status MakeDir(const std::string& path) {
+  if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) {
+    return Status::IOError("cannot create directory " + path + ": " +
+                           std::strerror(errno));
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+Status Catalog::Create(const std::string& dir, const ClusterOptions& options,
+                       bool plaintext_for_benchmarks,
+                       std::shared_ptr<KeyProvider> keys,
+                       std::unique_ptr<Catalog>* result) {
+  const std::string path = dir + "/" + kClusterFile;
+  struct stat st;
+  if (::stat(path.c_str(), &st) == 0) {
+    return Status::AlreadyExists("directory " + dir +
+                                 " already holds a Coffer cluster");
+  }
+  std::unique_ptr<Catalog> c(new Catalog());
+  c->dir_ = dir;
+  c->keys_ = std::move(keys);
+  Status s = SecretKey::Random(&c->catalog_key_);
+  if (!s.ok()) return s;
+  c->header_.set_format_version(kCatalogFormatVersion);
+  c->header_.set_cluster_id(options.cluster_id);
+  c->header_.set_master_key_id(c->keys_->DefaultKeyId());
+  std::string wrapped;
+  s = c->keys_->Wrap(c->header_.master_key_id(), c->catalog_key_.view(),
+                     CatalogKeyAad(options.cluster_id), &wrapped);
+  if (!s.ok()) return s;
+  c->header_.set_wrapped_catalog_key(wrapped);
+
+  catalogpb::ClusterBody body;
+  body.set_region(options.region);
+  body.set_geography(options.geography);
+  body.set_role("primary");
+  body.set_epoch(1);
+  body.set_max_tenants(options.limits.max_tenants);
+  body.set_default_tenant_quota(options.limits.default_tenant_quota);
+  body.set_cluster_quota(options.limits.cluster_quota);
+  body.set_created_unix_micros(NowMicros());
+  body.set_plaintext_for_benchmarks(plaintext_for_benchmarks);
+  s = MakeDir(dir + "/" + kTenantsDir);
+  if (s.ok()) s = c->SaveCluster(body);
+  if (!s.ok()) return s;
+  *result = std::move(c);
+  return Status::OK();
+}
+
+Status Catalog::Load(const std::string& dir, std::shared_ptr<KeyProvider> keys,
+                     std::unique_ptr<Catalog>* result) {
+  const std::string path = dir + "/" + kClusterFile;
+  std::string payload;
+  Status s = ReadRecordFile(path, &payload);
+  if (s.IsNotFound()) {
+    return Status::NotFound("no Coffer cluster in " + dir +
+                            " (create one with: coffer init)");
+  }
+  if (!s.ok()) return s;
+  catalogpb::ClusterRecord record;
+  if (!record.ParseFromString(payload)) {
+    return Status::Corruption(path + " passes its checksum but does not parse");
+  }
+  if (record.header().format_version() != kCatalogFormatVersion) {
+    return Status::NotSupported(
+        path + " has catalog format " +
+        std::to_string(record.header().format_version()) +
+        "; this build reads format " + std::to_string(kCatalogFormatVersion));
+  }
+  std::unique_ptr<Catalog> c(new Catalog());
+  c->dir_ = dir;
+  c->keys_ = std::move(keys);
+  c->header_ = record.header();
+  std::string raw;
+  s = c->keys_->Unwrap(c->header_.master_key_id(),
+                       c->header_.wrapped_catalog_key(),
+                       CatalogKeyAad(c->header_.cluster_id()), &raw);
+  if (!s.ok()) {
+    if (s.IsWrongKey()) {
+      return Status::WrongKey("the master key does not open cluster '" +
+                              c->header_.cluster_id() + "' in " + dir +
+                              " (wrong key file?); nothing was modified");
+    }
+    return s;
+  }
+  s = SecretKey::FromBytes(raw, &c->catalog_key_);
+  Wipe(&raw);
+  if (!s.ok()) return Status::Corruption(path + ": catalog key has wrong size");
+  std::string body;
+  s = AeadOpen(c->catalog_key_, record.sealed_body(),
+               ClusterAad(c->header_.cluster_id()), &body);
+  if (!s.ok() || !c->body_.ParseFromString(body)) {
+    return Status::Corruption(path + ": cluster record fails authentication");
+  }
+  *result = std::move(c);
+  return Status::OK();
+}
+
+Status Catalog::SaveCluster(const catalogpb::ClusterBody& body) {
+  catalogpb::ClusterRecord record;
+  *record.mutable_header() = header_;
+  std::string sealed;
+  Status s = AeadSeal(catalog_key_, body.SerializeAsString(),
+                      ClusterAad(header_.cluster_id()), &sealed);
+  if (!s.ok()) return s;
+  record.set_sealed_body(sealed);
+  s = WriteRecordFile(dir_ + "/" + kClusterFile, record.SerializeAsString());
+  if (s.ok()) body_ = body;
+  return s;
+}
+
+std::string Catalog::TenantDir(const std::string& id) const {
+  return dir_ + "/" + kTenantsDir + "/" + id;
+}
+
+std::string Catalog::TenantDbDir(const std::string& id) const {
+  return TenantDir(id) + "/" + kTenantDbDir;
+}
+
+Status Catalog::LoadTenant(const std::string& id,
+                           catalogpb::TenantBody* body) const {
+  const std::string path = TenantDir(id) + "/" + kTenantFile;
+  std::string payload;
+  Status s = ReadRecordFile(path, &payload);
+  if (!s.ok()) return s;
+  catalogpb::TenantRecord record;
+  if (!record.ParseFromString(payload) || record.tenant_id() != id) {
+    return Status::Corruption("tenant record " + path +
+                              " does not belong to tenant '" + id + "'");
+  }
+  std::string plain;
+  s = AeadOpen(catalog_key_, record.sealed_body(),
+               TenantAad(cluster_id(), id), &plain);
+  if (!s.ok() || !body->ParseFromString(plain) || body->tenant_id() != id) {
+    Wipe(&plain);
+    return Status::Corruption("tenant record " + path +
+                              " fails authentication (altered or swapped)");
+  }
+  Wipe(&plain);
+  return Status::OK();
+}
+
+Status Catalog::LoadTenants(
+    std::map<std::string, catalogpb::TenantBody>* tenants,
+    std::map<std::string, Status>* corrupt) const {
+  const std::string root = dir_ + "/" + kTenantsDir;
+  DIR* d = ::opendir(root.c_str());
+  if (d == nullptr) {
+    return Status::IOError("cannot list " + root + ": " + std::strerror(errno));
+  }
+  std::vector<std::string> names;
+  while (struct dirent* e = ::readdir(d)) {
+    std::string name = e->d_name;
+    if (name == "." || name == "..") continue;
+    names.push_back(std::move(name));
+  }
+  ::closedir(d);
+  for (const std::string& id : names) {
+    catalogpb::TenantBody body;
+    Status s = LoadTenant(id, &body);
+    if (s.IsNotFound()) continue;  // left by a create that crashed early
+    if (!s.ok()) {
+      (*corrupt)[id] = s;
+      continue;
+    }
+    (*tenants)[id] = std::move(body);
+  }
+  return Status::OK();
+}
+
+Status Catalog::SaveTenant(const catalogpb::TenantBody& body) {
+  const std::string dir = TenantDir(body.tenant_id());
+  Status s = MakeDir(dir);
+  if (!s.ok()) return s;
+  catalogpb::TenantRecord record;
+  record.set_tenant_id(body.tenant_id());
+  std::string plain = body.SerializeAsString();
+  std::string sealed;
+  s = AeadSeal(catalog_key_, plain, TenantAad(cluster_id(), body.tenant_id()),
+               &sealed);
+  Wipe(&plain);
+  if (!s.ok()) return s;
+  record.set_sealed_body(sealed);
+  s = WriteRecordFile(dir + "/" + kTenantFile, record.SerializeAsString());
+  if (!s.ok()) return s;
+  return SyncDir(dir_ + "/" + kTenantsDir);
+}
+
+Status Catalog::WrapDataKey(const std::string& tenant, uint32_t version,
+                            const std::string& master_key_id,
+                            const SecretKey& key, std::string* wrapped) const {
+  return keys_->Wrap(master_key_id, key.view(),
+                     "coffer data key|" + cluster_id() + "|" + tenant + "|" +
+                         std::to_string(version),
+                     wrapped);
+}
+
+Status Catalog::UnwrapDataKey(const std::string& tenant, uint32_t version,
+                              const std::string& master_key_id,
+                              const std::string& wrapped,
+                              SecretKey* key) const {
+  std::string raw;
+  Status s = keys_->Unwrap(master_key_id, wrapped,
+                           "coffer data key|" + cluster_id() + "|" + tenant +
+                               "|" + std::to_string(version),
+                           &raw);
+  if (s.ok()) s = SecretKey::FromBytes(raw, key);
+  Wipe(&raw);
+  if (s.IsWrongKey()) {
+    return Status::WrongKey("data key version " + std::to_string(version) +
+                            " of tenant '" + tenant +
+                            "' does not unwrap with master key '" +
+                            master_key_id + "'");
+  }
+  return s;
+}
+
+}  // namespace coffer

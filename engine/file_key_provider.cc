@@ -1,0 +1,150 @@
+// Copyright (c) Coffer authors.
+//
+// The built-in KeyProvider: one master key in a file of 32 raw bytes.
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "coffer/key_provider.h"
+#include "engine/aead.h"
+#include "engine/secure.h"
+
+namespace coffer {
+
+namespace {
+
+constexpr char kFileKeyId[] = "master";
+
+std::string Errno() { return std::strerror(errno); }
+
+class FileKeyProvider final : public KeyProvider {
+ public:
+  FileKeyProvider(std::string location, const SecretKey& key)
+      : location_(std::move(location)), key_(key) {}
+
+  std::string DefaultKeyId() const override { return kFileKeyId; }
+
+  Status Wrap(std::string_view key_id, std::string_view plaintext,
+              std::string_view aad, std::string* wrapped) override {
+    Status s = CheckId(key_id);
+    if (!s.ok()) return s;
+    return AeadSeal(key_, plaintext, aad, wrapped);
+  }
+
+  Status Unwrap(std::string_view key_id, std::string_view wrapped,
+                std::string_view aad, std::string* plaintext) override {
+    Status s = CheckId(key_id);
+    if (!s.ok()) return s;
+    s = AeadOpen(key_, wrapped, aad, plaintext);
+    if (s.IsWrongKey()) {
+      return Status::WrongKey("master key file " + location_ +
+                              " does not match (key check failed)");
+    }
+    return s;
+  }
+
+  std::string Location() const override { return location_; }
+
+ private:
+  Status CheckId(std::string_view key_id) const {
+    if (key_id != kFileKeyId) {
+      return Status::NotFound("key file " + location_ + " has no key id '" +
+                              std::string(key_id) + "'");
+    }
+    return Status::OK();
+  }
+
+  const std::string location_;
+  const SecretKey key_;
+};
+
+}  // namespace
+
+Status NewFileKeyProvider(const std::string& path,
+                          std::shared_ptr<KeyProvider>* result) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) {
+      return Status::NotFound("key file " + path + " does not exist");
+    }
+    return Status::IOError("cannot open key file " + path + ": " + Errno());
+  }
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    std::string err = Errno();
+    ::close(fd);
+    return Status::IOError("cannot stat key file " + path + ": " + err);
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return Status::InvalidArgument("key file " + path +
+                                   " is not a regular file");
+  }
+  if ((st.st_mode & 077) != 0) {
+    ::close(fd);
+    char mode[8];
+    std::snprintf(mode, sizeof(mode), "%04o", st.st_mode & 07777);
+    return Status::PermissionDenied(
+        "key file " + path + " is accessible by group or others (mode " +
+        mode + "); run: chmod 600 " + path);
+  }
+  if (st.st_size != static_cast<off_t>(kKeyBytes)) {
+    ::close(fd);
+    return Status::InvalidArgument(
+        "key file " + path + " must hold exactly 32 bytes, it holds " +
+        std::to_string(st.st_size) + " (create one with: coffer keygen)");
+  }
+  std::string raw(kKeyBytes, '\0');
+  ssize_t n = ::read(fd, raw.data(), raw.size());
+  std::string err = Errno();
+  ::close(fd);
+  if (n != static_cast<ssize_t>(kKeyBytes)) {
+    Wipe(&raw);
+    return Status::IOError("cannot read key file " + path + ": " + err);
+  }
+  SecretKey key;
+  Status s = SecretKey::FromBytes(raw, &key);
+  Wipe(&raw);
+  if (!s.ok()) return s;
+  char resolved[PATH_MAX];
+  std::string location =
+      ::realpath(path.c_str(), resolved) != nullptr ? resolved : path;
+  *result = std::make_shared<FileKeyProvider>(location, key);
+  return Status::OK();
+}
+
+Status GenerateKeyFile(const std::string& path) {
+  SecretKey key;
+  Status s = SecretKey::Random(&key);
+  if (!s.ok()) return s;
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    if (errno == EEXIST) {
+      return Status::AlreadyExists("key file " + path +
+                                   " already exists; refusing to overwrite");
+    }
+    return Status::IOError("cannot create key file " + path + ": " + Errno());
+  }
+  // The umask cannot widen 0600, but an inherited ACL default might: be sure.
+  bool ok = ::fchmod(fd, 0600) == 0 &&
+            ::write(fd, key.data(), kKeyBytes) ==
+                static_cast<ssize_t>(kKeyBytes) &&
+            ::fsync(fd) == 0;
+  std::string err = Errno();
+  ::close(fd);
+  if (!ok) {
+    ::unlink(path.c_str());
+    return Status::IOError("cannot write key file " + path + ": " + err);
+  }
+  return Status::OK();
+}
+
+}  // namespace coffer

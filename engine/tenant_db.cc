@@ -1,0 +1,141 @@
+// Copyright (c) Coffer authors.
+
+#include "engine/tenant_db.h"
+
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include <cstring>
+
+#include "rocksdb/env_encryption.h"
+#include "rocksdb/filter_policy.h"
+#include "rocksdb/convenience.h"
+#include "rocksdb/options.h"
+
+namespace coffer {
+
+namespace {
+
+bool EndsWith(const std::string& s, const char* suffix) {
+  size_t n = std::strlen(suffix);
+  return s.size() >= n && s.compare(s.size() - n, n, suffix) == 0;
+}
+
+}  // namespace
+
+SharedResources::SharedResources(const OpenOptions& opts) : options(opts) {
+  block_cache = rocksdb::NewLRUCache(opts.block_cache_bytes);
+  // Memtable memory is charged to the block cache, so the two budgets share
+  // one bound on the process's memory.
+  write_buffers = std::make_shared<rocksdb::WriteBufferManager>(
+      opts.write_buffer_budget_bytes, block_cache);
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = block_cache;
+  // Index and filter blocks live in the shared cache too: with thousands of
+  // tenants, per-table-reader memory would otherwise be unbounded.
+  table.cache_index_and_filter_blocks = true;
+  table.pin_l0_filter_and_index_blocks_in_cache = false;
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  rocksdb::Env::Default()->SetBackgroundThreads(
+      opts.background_threads > 0 ? opts.background_threads : 1,
+      rocksdb::Env::LOW);
+  rocksdb::Env::Default()->SetBackgroundThreads(1, rocksdb::Env::HIGH);
+}
+
+Status FromRocks(const rocksdb::Status& s, const std::string& context) {
+  if (s.ok()) return Status::OK();
+  std::string msg = context + ": " + s.ToString();
+  switch (s.code()) {
+    case rocksdb::Status::kNotFound: return Status::NotFound(msg);
+    case rocksdb::Status::kCorruption: return Status::Corruption(msg);
+    case rocksdb::Status::kInvalidArgument:
+      return Status::InvalidArgument(msg);
+    case rocksdb::Status::kNotSupported: return Status::NotSupported(msg);
+    case rocksdb::Status::kBusy:
+    case rocksdb::Status::kTimedOut:
+    case rocksdb::Status::kTryAgain: return Status::Busy(msg);
+    default:
+      if (s.subcode() == rocksdb::Status::kNoSpace) {
+        return Status::IOError(msg + " (disk full: free space, then retry)");
+      }
+      return Status::IOError(msg);
+  }
+}
+
+Status TenantDb::Open(const std::string& tenant_id, const std::string& db_dir,
+                      std::shared_ptr<Keyring> keyring,
+                      const SharedResources& shared,
+                      std::unique_ptr<TenantDb>* result) {
+  std::unique_ptr<TenantDb> t(new TenantDb());
+  t->tenant_id_ = tenant_id;
+  t->keyring_ = std::move(keyring);
+  if (t->keyring_ != nullptr) {
+    auto provider = std::make_shared<TenantEncryptionProvider>(
+        t->keyring_, "'" + tenant_id + "'");
+    t->fs_ = rocksdb::NewEncryptedFS(rocksdb::FileSystem::Default(), provider);
+    if (t->fs_ == nullptr) {
+      return Status::IOError("cannot create the encrypted file system of "
+                             "tenant '" + tenant_id + "'");
+    }
+    t->env_ = rocksdb::NewCompositeEnv(t->fs_);
+  }
+
+  rocksdb::Options o;
+  o.create_if_missing = true;
+  o.env = t->env_ != nullptr ? t->env_.get() : rocksdb::Env::Default();
+  o.write_buffer_manager = shared.write_buffers;
+  o.table_factory = shared.table_factory;
+  o.write_buffer_size = shared.options.tenant_write_buffer_bytes;
+  o.max_write_buffer_number = 2;
+  o.max_background_jobs = 2;
+  o.max_open_files = 64;
+  // A recycled log file would be rewritten under its old keystream.
+  o.recycle_log_file_num = 0;
+  o.keep_log_file_num = 2;
+  o.max_log_file_size = 1 << 20;
+  o.stats_dump_period_sec = 0;
+  o.stats_persist_period_sec = 0;
+  o.allow_mmap_reads = false;
+  o.allow_mmap_writes = false;
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status rs = rocksdb::DB::Open(o, db_dir, &raw);
+  if (!rs.ok()) return FromRocks(rs, "cannot open tenant '" + tenant_id + "'");
+  t->db_.reset(raw);
+  *result = std::move(t);
+  return Status::OK();
+}
+
+TenantDb::~TenantDb() {
+  if (db_ != nullptr) {
+    rocksdb::CancelAllBackgroundWork(db_.get(), /*wait=*/true);
+    db_->Close().PermitUncheckedError();
+    db_.reset();
+  }
+}
+
+uint64_t TenantDb::UsedBytes() const {
+  uint64_t sst = 0, mem = 0;
+  db_->GetIntProperty(rocksdb::DB::Properties::kLiveSstFilesSize, &sst);
+  db_->GetIntProperty(rocksdb::DB::Properties::kCurSizeAllMemTables, &mem);
+  return sst + mem;
+}
+
+uint64_t OnDiskUsage(const std::string& db_dir, bool encrypted) {
+  DIR* d = ::opendir(db_dir.c_str());
+  if (d == nullptr) return 0;
+  uint64_t total = 0;
+  while (struct dirent* e = ::readdir(d)) {
+    std::string name = e->d_name;
+    if (!EndsWith(name, ".sst") && !EndsWith(name, ".log")) continue;
+    struct stat st;
+    if (::stat((db_dir + "/" + name).c_str(), &st) != 0) continue;
+    uint64_t size = static_cast<uint64_t>(st.st_size);
+    if (encrypted) size = size > kFilePrefixBytes ? size - kFilePrefixBytes : 0;
+    total += size;
+  }
+  ::closedir(d);
+  return total;
+}
+
+}  // namespace coffer

@@ -1,0 +1,77 @@
+// Copyright (c) Coffer authors.
+//
+// TenantDb: one open RocksDB instance of one tenant, on a file system that
+// encrypts every file with the tenant's keys, using the cluster's shared
+// block cache, memtable budget and background threads.
+//
+// Thread-safety: all methods are thread-safe (RocksDB's DB is).
+
+#ifndef COFFER_ENGINE_TENANT_DB_H_
+#define COFFER_ENGINE_TENANT_DB_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "coffer/options.h"
+#include "coffer/status.h"
+#include "engine/encryption_provider.h"
+#include "rocksdb/cache.h"
+#include "rocksdb/db.h"
+#include "rocksdb/env.h"
+#include "rocksdb/file_system.h"
+#include "rocksdb/table.h"
+#include "rocksdb/write_buffer_manager.h"
+
+namespace coffer {
+
+// Resources shared by every tenant of a cluster. Built once at Cluster::Open.
+struct SharedResources {
+  explicit SharedResources(const OpenOptions& options);
+
+  OpenOptions options;
+  std::shared_ptr<rocksdb::Cache> block_cache;
+  std::shared_ptr<rocksdb::WriteBufferManager> write_buffers;
+  std::shared_ptr<rocksdb::TableFactory> table_factory;
+};
+
+class TenantDb {
+ public:
+  // Opens (creating if missing) the database in `db_dir`. With a null
+  // keyring the files are plaintext (benchmarks only).
+  static Status Open(const std::string& tenant_id, const std::string& db_dir,
+                     std::shared_ptr<Keyring> keyring,
+                     const SharedResources& shared,
+                     std::unique_ptr<TenantDb>* result);
+
+  // Waits for background work and closes the database.
+  ~TenantDb();
+  TenantDb(const TenantDb&) = delete;
+  TenantDb& operator=(const TenantDb&) = delete;
+
+  rocksdb::DB* db() const { return db_.get(); }
+  const std::string& tenant_id() const { return tenant_id_; }
+
+  // Bytes that count against quotas: live table files plus memtables.
+  uint64_t UsedBytes() const;
+
+ private:
+  TenantDb() = default;
+
+  std::string tenant_id_;
+  std::shared_ptr<Keyring> keyring_;
+  std::shared_ptr<rocksdb::FileSystem> fs_;
+  std::unique_ptr<rocksdb::Env> env_;
+  std::unique_ptr<rocksdb::DB> db_;  // destroyed before env_ and fs_
+};
+
+// Translates a RocksDB status, prefixing `context` (e.g. "tenant 'acme'").
+Status FromRocks(const rocksdb::Status& s, const std::string& context);
+
+// Sum of the logical sizes of table and log files in a closed tenant's
+// database directory: its usage before it is first opened.
+uint64_t OnDiskUsage(const std::string& db_dir, bool encrypted);
+
+}  // namespace coffer
+
+#endif  // COFFER_ENGINE_TENANT_DB_H_

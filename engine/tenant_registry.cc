@@ -1,0 +1,141 @@
+// Copyright (c) Coffer authors.
+
+#include "engine/tenant_registry.h"
+
+#include <algorithm>
+#include <thread>
+
+namespace coffer {
+
+TenantRegistry::TenantRegistry(size_t max_open, Opener opener)
+    : max_open_(max_open > 0 ? max_open : 1), opener_(std::move(opener)) {}
+
+TenantRegistry::~TenantRegistry() { CloseAll(); }
+
+Status TenantRegistry::Pin(const std::shared_ptr<TenantSlot>& slot,
+                           std::shared_ptr<TenantDb>* db) {
+  bool opened = false;
+  {
+    std::lock_guard<std::mutex> lock(slot->mu);
+    if (slot->dropped.load()) {
+      return Status::NotFound("tenant '" + slot->id + "' was dropped");
+    }
+    if (slot->db == nullptr) {
+      // An evicted instance may still be alive in a straggling reference;
+      // RocksDB would refuse a second instance on the same directory.
+      slot->db = slot->live.lock();
+      if (slot->db == nullptr) {
+        Status s = opener_(*slot, &slot->db);
+        if (!s.ok()) return s;
+        slot->live = slot->db;
+        opens_.fetch_add(1);
+      }
+      opened = true;
+    }
+    *db = slot->db;
+  }
+  slot->last_use.store(clock_.fetch_add(1) + 1, std::memory_order_relaxed);
+  if (opened) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      open_.push_back(slot);
+    }
+    EvictIdle(slot.get());
+  }
+  return Status::OK();
+}
+
+void TenantRegistry::EvictIdle(const TenantSlot* keep) {
+  std::vector<std::shared_ptr<TenantDb>> closing;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    while (open_.size() > max_open_) {
+      // Least recently used slot that is not in use.
+      size_t victim = open_.size();
+      uint64_t oldest = UINT64_MAX;
+      for (size_t i = 0; i < open_.size(); ++i) {
+        TenantSlot* s = open_[i].get();
+        if (s == keep) continue;
+        uint64_t t = s->last_use.load(std::memory_order_relaxed);
+        if (t < oldest) {
+          std::lock_guard<std::mutex> slot_lock(s->mu);
+          if (s->db != nullptr && s->db.use_count() == 1) {
+            oldest = t;
+            victim = i;
+          }
+        }
+      }
+      if (victim == open_.size()) break;  // everything is busy
+      TenantSlot* s = open_[victim].get();
+      {
+        std::lock_guard<std::mutex> slot_lock(s->mu);
+        if (s->db == nullptr || s->db.use_count() != 1) continue;
+        closing.push_back(std::move(s->db));
+        s->db = nullptr;
+      }
+      open_[victim] = std::move(open_.back());
+      open_.pop_back();
+      closes_.fetch_add(1);
+    }
+  }
+  // Closing waits for background work: do it outside every lock.
+  closing.clear();
+}
+
+Status TenantRegistry::CloseForDrop(const std::shared_ptr<TenantSlot>& slot,
+                                    std::chrono::milliseconds wait) {
+  std::shared_ptr<TenantDb> db;
+  {
+    std::lock_guard<std::mutex> lock(slot->mu);
+    db = slot->live.lock();
+    slot->db = nullptr;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = std::find(open_.begin(), open_.end(), slot);
+    if (it != open_.end()) open_.erase(it);
+  }
+  if (db == nullptr) return Status::OK();
+  const auto deadline = std::chrono::steady_clock::now() + wait;
+  while (db.use_count() > 1) {
+    if (std::chrono::steady_clock::now() >= deadline) {
+      {
+        std::lock_guard<std::mutex> lock(slot->mu);
+        slot->db = db;
+      }
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        open_.push_back(slot);
+      }
+      return Status::Busy("tenant '" + slot->id +
+                          "' is still in use (open iterators or snapshots); "
+                          "release them and retry");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  db.reset();  // closes the database
+  return Status::OK();
+}
+
+void TenantRegistry::CloseAll() {
+  std::vector<std::shared_ptr<TenantSlot>> slots;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    slots.swap(open_);
+  }
+  for (auto& slot : slots) {
+    std::shared_ptr<TenantDb> db;
+    {
+      std::lock_guard<std::mutex> lock(slot->mu);
+      db = std::move(slot->db);
+      slot->db = nullptr;
+    }
+  }
+}
+
+size_t TenantRegistry::open_count() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return open_.size();
+}
+
+}  // namespace coffer

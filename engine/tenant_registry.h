@@ -1,0 +1,89 @@
+// Copyright (c) Coffer authors.
+//
+// TenantRegistry: which tenants have an open database. Tenants open on first
+// use; when more than max_open are open, the least recently used idle ones
+// close. A database in use (an operation, iterator or snapshot holds a
+// reference) is never closed, so the cap may be exceeded while that many
+// tenants are busy at once.
+
+#ifndef COFFER_ENGINE_TENANT_REGISTRY_H_
+#define COFFER_ENGINE_TENANT_REGISTRY_H_
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "coffer/status.h"
+#include "engine/proto/catalog.pb.h"
+#include "engine/tenant_db.h"
+
+namespace coffer {
+
+// Everything the cluster knows about one tenant in memory.
+struct TenantSlot {
+  explicit TenantSlot(std::string tenant_id) : id(std::move(tenant_id)) {}
+  TenantSlot(const TenantSlot&) = delete;
+  TenantSlot& operator=(const TenantSlot&) = delete;
+
+  const std::string id;
+  std::mutex mu;
+  std::shared_ptr<TenantDb> db;   // guarded by mu; null while closed
+  std::weak_ptr<TenantDb> live;   // guarded by mu; the last instance opened
+  catalogpb::TenantBody body;     // guarded by mu; the catalog record
+  std::atomic<bool> dropped{false};
+  std::atomic<uint64_t> last_use{0};
+  std::atomic<uint64_t> used_bytes{0};  // last measured usage
+  std::atomic<uint64_t> quota{0};       // effective quota, 0 = none
+};
+
+class TenantRegistry {
+ public:
+  // Opens a slot's database; called with slot.mu held.
+  using Opener = std::function<Status(TenantSlot& slot,
+                                      std::shared_ptr<TenantDb>* db)>;
+
+  TenantRegistry(size_t max_open, Opener opener);
+  ~TenantRegistry();
+  TenantRegistry(const TenantRegistry&) = delete;
+  TenantRegistry& operator=(const TenantRegistry&) = delete;
+
+  // Returns the slot's open database, opening it if needed. NotFound once the
+  // tenant is dropped. Thread-safe.
+  Status Pin(const std::shared_ptr<TenantSlot>& slot,
+             std::shared_ptr<TenantDb>* db);
+
+  // Closes the slot's database for good (the tenant is being dropped): waits
+  // up to `wait` for every reference to be released. Busy if some remain; the
+  // database then stays open. REQUIRES: slot.dropped is already true.
+  Status CloseForDrop(const std::shared_ptr<TenantSlot>& slot,
+                      std::chrono::milliseconds wait);
+
+  // Closes every database (cluster shutdown).
+  void CloseAll();
+
+  size_t open_count() const;
+  uint64_t opens() const { return opens_.load(); }
+  uint64_t closes() const { return closes_.load(); }
+
+ private:
+  // Closes least recently used idle databases until at most max_open_ are
+  // open; never closes `keep`.
+  void EvictIdle(const TenantSlot* keep);
+
+  const size_t max_open_;
+  const Opener opener_;
+  mutable std::mutex mu_;
+  std::vector<std::shared_ptr<TenantSlot>> open_;  // guarded by mu_
+  std::atomic<uint64_t> clock_{0};
+  std::atomic<uint64_t> opens_{0};
+  std::atomic<uint64_t> closes_{0};
+};
+
+}  // namespace coffer
+
+#endif  // COFFER_ENGINE_TENANT_REGISTRY_H_

@@ -1,0 +1,138 @@
+// Copyright (c) Coffer authors.
+//
+// Cluster: one data directory on one node hosting many tenants, within the
+// limits it was created with. Owns the shared resources every tenant uses (a
+// block cache, a memtable budget, background threads) and opens tenants on
+// first use, closing idle ones beyond OpenOptions::max_open_tenants.
+//
+// Example:
+//   std::shared_ptr<coffer::KeyProvider> keys;
+//   coffer::Status s = coffer::NewFileKeyProvider("/etc/coffer/master.key", &keys);
+//   coffer::ClusterOptions copts;
+//   copts.cluster_id = "c1"; copts.region = "eu-west-1"; copts.geography = "eu";
+//   std::unique_ptr<coffer::Cluster> cluster;
+//   if (s.ok()) s = coffer::Cluster::Create("/var/lib/coffer", copts,
+//                                           coffer::OpenOptions(), keys, &cluster);
+//   if (s.ok()) s = cluster->CreateTenant("acme", coffer::TenantOptions());
+//
+// Thread-safety: all methods are safe for concurrent use. A directory is
+// opened by one process at a time (an exclusive lock; a second open gets
+// Busy). Destroying the Cluster closes every tenant; handles, iterators and
+// snapshots must be released first.
+
+#ifndef COFFER_INCLUDE_COFFER_CLUSTER_H_
+#define COFFER_INCLUDE_COFFER_CLUSTER_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "coffer/key_provider.h"
+#include "coffer/options.h"
+#include "coffer/status.h"
+#include "coffer/tenant.h"
+
+namespace coffer {
+
+// Checks a tenant (or cluster, region, geography) id against
+// [a-z0-9][a-z0-9_-]{0,62}. InvalidArgument names what is wrong.
+Status ValidateId(std::string_view kind, std::string_view id);
+
+// Parses "4096", "64KiB", "10MiB", "1GiB" (also "K"/"M"/"G", "KB"/"MB"/"GB"
+// as binary units). InvalidArgument on anything else, including overflow.
+Status ParseSize(std::string_view text, uint64_t* bytes);
+
+struct TenantInfo {
+  std::string id;
+  uint64_t created_unix_micros = 0;
+  uint64_t quota = 0;        // effective quota in bytes (0 = none)
+  bool quota_overridden = false;
+  uint64_t used_bytes = 0;   // on-disk live tables + unflushed memtable
+  uint32_t key_version = 0;  // current data-key version
+  std::string master_key_id;
+  bool open = false;         // database currently open in this process
+};
+
+struct ClusterInfo {
+  std::string cluster_id;
+  std::string region;
+  std::string geography;
+  std::string role;  // "primary" (only role until replication lands)
+  uint64_t epoch = 0;
+  ClusterLimits limits;
+  std::string data_dir;
+};
+
+struct ClusterStats {
+  uint64_t tenants = 0;
+  uint64_t open_tenants = 0;
+  uint64_t used_bytes = 0;        // sum over tenants
+  uint64_t block_cache_usage = 0; // bytes
+  uint64_t memtable_usage = 0;    // bytes under the shared budget
+  uint64_t tenant_opens = 0;      // database opens since Cluster::Open
+  uint64_t tenant_closes = 0;     // idle closes since Cluster::Open
+};
+
+// What dropping a tenant destroyed.
+struct DropReport {
+  std::string tenant;
+  uint64_t files_removed = 0;
+  uint64_t bytes_removed = 0;
+  std::vector<uint32_t> key_versions_destroyed;
+  uint64_t micros = 0;
+};
+
+class Cluster {
+ public:
+  virtual ~Cluster() = default;
+  Cluster(const Cluster&) = delete;
+  Cluster& operator=(const Cluster&) = delete;
+
+  // Creates a cluster in `dir` (created if missing; must not already hold a
+  // cluster). AlreadyExists if it does; InvalidArgument for bad ids;
+  // PermissionDenied when the key provider's file lies inside `dir`.
+  static Status Create(const std::string& dir, const ClusterOptions& options,
+                       const OpenOptions& open_options,
+                       std::shared_ptr<KeyProvider> keys,
+                       std::unique_ptr<Cluster>* result);
+
+  // Opens an existing cluster. NotFound if `dir` holds none; Busy if another
+  // process has it open; WrongKey if `keys` cannot unwrap its catalog (nothing
+  // is modified); Corruption if the catalog fails its checksum.
+  static Status Open(const std::string& dir, const OpenOptions& open_options,
+                     std::shared_ptr<KeyProvider> keys,
+                     std::unique_ptr<Cluster>* result);
+
+  virtual ClusterInfo Describe() const = 0;
+  virtual Status GetStats(ClusterStats* stats) = 0;
+
+  // Creates a tenant with a fresh random 256-bit data key. InvalidArgument
+  // for a bad id (nothing is created on disk), AlreadyExists, TenantLimit.
+  virtual Status CreateTenant(std::string_view id,
+                              const TenantOptions& options) = 0;
+
+  // Crypto-shreds a tenant: its data keys are destroyed (durably) first, then
+  // its files. Waits for the tenant's in-flight operations to finish; later
+  // calls through old handles fail with NotFound. `report` may be null.
+  virtual Status DropTenant(std::string_view id, DropReport* report) = 0;
+
+  // Ids of all tenants, sorted.
+  virtual std::vector<std::string> ListTenants() const = 0;
+  virtual Status DescribeTenant(std::string_view id, TenantInfo* info) = 0;
+
+  // Sets a tenant's quota override (0 = no limit).
+  virtual Status SetTenantQuota(std::string_view id, uint64_t quota) = 0;
+
+  // A handle to a tenant. NotFound if it does not exist.
+  virtual Status GetTenant(std::string_view id,
+                           std::unique_ptr<Tenant>* tenant) = 0;
+
+ protected:
+  Cluster() = default;
+};
+
+}  // namespace coffer
+
+#endif  // COFFER_INCLUDE_COFFER_CLUSTER_H_

@@ -9,6 +9,7 @@
 
 #include "rocksdb/env_encryption.h"
 #include "rocksdb/filter_policy.h"
+#include "rocksdb/listener.h"
 #include "rocksdb/convenience.h"
 #include "rocksdb/options.h"
 
@@ -20,6 +21,29 @@ bool EndsWith(const std::string& s, const char* suffix) {
   size_t n = std::strlen(suffix);
   return s.size() >= n && s.compare(s.size() - n, n, suffix) == 0;
 }
+
+// Keeps TenantDb's count of unflushed bytes: each completed flush moves its
+// entries' key and value bytes from the memtable into a table file.
+class UnflushedListener final : public rocksdb::EventListener {
+ public:
+  explicit UnflushedListener(std::shared_ptr<std::atomic<uint64_t>> unflushed)
+      : unflushed_(std::move(unflushed)) {}
+  void OnFlushCompleted(rocksdb::DB*, const rocksdb::FlushJobInfo& info)
+      override {
+    const rocksdb::TableProperties& p = info.table_properties;
+    // raw_key_size counts RocksDB's 8-byte internal suffix per entry.
+    const uint64_t suffix = 8 * (p.num_entries + p.num_range_deletions);
+    uint64_t flushed = p.raw_key_size + p.raw_value_size;
+    flushed = flushed > suffix ? flushed - suffix : 0;
+    uint64_t cur = unflushed_->load();
+    while (!unflushed_->compare_exchange_weak(
+        cur, cur > flushed ? cur - flushed : 0)) {
+    }
+  }
+
+ private:
+  std::shared_ptr<std::atomic<uint64_t>> unflushed_;
+};
 
 }  // namespace
 
@@ -98,6 +122,7 @@ Status TenantDb::Open(const std::string& tenant_id, const std::string& db_dir,
   o.stats_persist_period_sec = 0;
   o.allow_mmap_reads = false;
   o.allow_mmap_writes = false;
+  o.listeners.push_back(std::make_shared<UnflushedListener>(t->unflushed_));
   rocksdb::DB* raw = nullptr;
   rocksdb::Status rs = rocksdb::DB::Open(o, db_dir, &raw);
   if (!rs.ok()) return FromRocks(rs, "cannot open tenant '" + tenant_id + "'");
@@ -115,10 +140,9 @@ TenantDb::~TenantDb() {
 }
 
 uint64_t TenantDb::UsedBytes() const {
-  uint64_t sst = 0, mem = 0;
+  uint64_t sst = 0;
   db_->GetIntProperty(rocksdb::DB::Properties::kLiveSstFilesSize, &sst);
-  db_->GetIntProperty(rocksdb::DB::Properties::kCurSizeAllMemTables, &mem);
-  return sst + mem;
+  return sst + unflushed_->load(std::memory_order_relaxed);
 }
 
 uint64_t OnDiskUsage(const std::string& db_dir, bool encrypted) {

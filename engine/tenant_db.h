@@ -9,6 +9,7 @@
 #ifndef COFFER_ENGINE_TENANT_DB_H_
 #define COFFER_ENGINE_TENANT_DB_H_
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -52,14 +53,22 @@ class TenantDb {
   rocksdb::DB* db() const { return db_.get(); }
   const std::string& tenant_id() const { return tenant_id_; }
 
-  // Bytes that count against quotas: live table files plus memtables.
+  // Bytes that count against quotas: live table files plus the key and value
+  // bytes written but not yet flushed to a table file.
   uint64_t UsedBytes() const;
+  // Records `bytes` of keys and values just written to the memtable.
+  void AddUnflushed(uint64_t bytes) {
+    unflushed_->fetch_add(bytes, std::memory_order_relaxed);
+  }
 
  private:
   TenantDb() = default;
 
   std::string tenant_id_;
   std::shared_ptr<Keyring> keyring_;
+  // Shared with the flush listener, which subtracts what each flush wrote.
+  std::shared_ptr<std::atomic<uint64_t>> unflushed_ =
+      std::make_shared<std::atomic<uint64_t>>(0);
   std::shared_ptr<rocksdb::FileSystem> fs_;
   std::unique_ptr<rocksdb::Env> env_;
   std::unique_ptr<rocksdb::DB> db_;  // destroyed before env_ and fs_

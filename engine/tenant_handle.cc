@@ -170,7 +170,9 @@ class TenantHandle final : public Tenant {
     }
     rocksdb::WriteOptions wo;
     wo.sync = options.sync;
-    return FromRocks(db->db()->Write(wo, &wb), "tenant '" + id() + "'");
+    s = FromRocks(db->db()->Write(wo, &wb), "tenant '" + id() + "'");
+    if (s.ok()) db->AddUnflushed(batch.Bytes());
+    return s;
   }
 
   Status Get(const ReadOptions& options, std::string_view key,

@@ -55,10 +55,13 @@ class WriteBatch {
   size_t Count() const { return ops_.size(); }
   // Sum of key and value bytes of all Put operations.
   uint64_t PutBytes() const { return put_bytes_; }
+  // Sum of key and value bytes of all operations.
+  uint64_t Bytes() const { return bytes_; }
 
  private:
   std::vector<Op> ops_;
   uint64_t put_bytes_ = 0;
+  uint64_t bytes_ = 0;
 };
 
 // A consistent point-in-time view of one tenant. Reads given this snapshot see

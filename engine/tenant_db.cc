@@ -22,27 +22,43 @@ bool EndsWith(const std::string& s, const char* suffix) {
   return s.size() >= n && s.compare(s.size() - n, n, suffix) == 0;
 }
 
-// Keeps TenantDb's count of unflushed bytes: each completed flush moves its
-// entries' key and value bytes from the memtable into a table file.
-class UnflushedListener final : public rocksdb::EventListener {
+// Keeps TenantDb's usage counters current without a property lookup on the
+// write path: each completed flush moves its entries' key and value bytes
+// from "unflushed" into table files, and every flush or compaction refreshes
+// the size of the live table files.
+class UsageListener final : public rocksdb::EventListener {
  public:
-  explicit UnflushedListener(std::shared_ptr<std::atomic<uint64_t>> unflushed)
-      : unflushed_(std::move(unflushed)) {}
-  void OnFlushCompleted(rocksdb::DB*, const rocksdb::FlushJobInfo& info)
-      override {
+  explicit UsageListener(std::shared_ptr<TenantDb::Usage> usage)
+      : usage_(std::move(usage)) {}
+
+  void OnFlushCompleted(rocksdb::DB* db,
+                        const rocksdb::FlushJobInfo& info) override {
     const rocksdb::TableProperties& p = info.table_properties;
     // raw_key_size counts RocksDB's 8-byte internal suffix per entry.
     const uint64_t suffix = 8 * (p.num_entries + p.num_range_deletions);
     uint64_t flushed = p.raw_key_size + p.raw_value_size;
     flushed = flushed > suffix ? flushed - suffix : 0;
-    uint64_t cur = unflushed_->load();
-    while (!unflushed_->compare_exchange_weak(
+    uint64_t cur = usage_->unflushed.load();
+    while (!usage_->unflushed.compare_exchange_weak(
         cur, cur > flushed ? cur - flushed : 0)) {
     }
+    RefreshTables(db);
+  }
+
+  void OnCompactionCompleted(rocksdb::DB* db,
+                             const rocksdb::CompactionJobInfo&) override {
+    RefreshTables(db);
   }
 
  private:
-  std::shared_ptr<std::atomic<uint64_t>> unflushed_;
+  void RefreshTables(rocksdb::DB* db) {
+    uint64_t sst = 0;
+    if (db->GetIntProperty(rocksdb::DB::Properties::kLiveSstFilesSize, &sst)) {
+      usage_->tables.store(sst);
+    }
+  }
+
+  std::shared_ptr<TenantDb::Usage> usage_;
 };
 
 }  // namespace
@@ -122,11 +138,14 @@ Status TenantDb::Open(const std::string& tenant_id, const std::string& db_dir,
   o.stats_persist_period_sec = 0;
   o.allow_mmap_reads = false;
   o.allow_mmap_writes = false;
-  o.listeners.push_back(std::make_shared<UnflushedListener>(t->unflushed_));
+  o.listeners.push_back(std::make_shared<UsageListener>(t->usage_));
   rocksdb::DB* raw = nullptr;
   rocksdb::Status rs = rocksdb::DB::Open(o, db_dir, &raw);
   if (!rs.ok()) return FromRocks(rs, "cannot open tenant '" + tenant_id + "'");
   t->db_.reset(raw);
+  uint64_t sst = 0;
+  t->db_->GetIntProperty(rocksdb::DB::Properties::kLiveSstFilesSize, &sst);
+  t->usage_->tables.store(sst);
   *result = std::move(t);
   return Status::OK();
 }
@@ -140,9 +159,8 @@ TenantDb::~TenantDb() {
 }
 
 uint64_t TenantDb::UsedBytes() const {
-  uint64_t sst = 0;
-  db_->GetIntProperty(rocksdb::DB::Properties::kLiveSstFilesSize, &sst);
-  return sst + unflushed_->load(std::memory_order_relaxed);
+  return usage_->tables.load(std::memory_order_relaxed) +
+         usage_->unflushed.load(std::memory_order_relaxed);
 }
 
 uint64_t OnDiskUsage(const std::string& db_dir, bool encrypted) {

@@ -58,17 +58,21 @@ class TenantDb {
   uint64_t UsedBytes() const;
   // Records `bytes` of keys and values just written to the memtable.
   void AddUnflushed(uint64_t bytes) {
-    unflushed_->fetch_add(bytes, std::memory_order_relaxed);
+    usage_->unflushed.fetch_add(bytes, std::memory_order_relaxed);
   }
+
+  // Usage counters, shared with the listener that keeps them current.
+  struct Usage {
+    std::atomic<uint64_t> tables{0};     // live table files, bytes
+    std::atomic<uint64_t> unflushed{0};  // key + value bytes in memtables
+  };
 
  private:
   TenantDb() = default;
 
   std::string tenant_id_;
   std::shared_ptr<Keyring> keyring_;
-  // Shared with the flush listener, which subtracts what each flush wrote.
-  std::shared_ptr<std::atomic<uint64_t>> unflushed_ =
-      std::make_shared<std::atomic<uint64_t>>(0);
+  std::shared_ptr<Usage> usage_ = std::make_shared<Usage>();
   std::shared_ptr<rocksdb::FileSystem> fs_;
   std::unique_ptr<rocksdb::Env> env_;
   std::unique_ptr<rocksdb::DB> db_;  // destroyed before env_ and fs_

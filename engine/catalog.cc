@@ -117,8 +117,8 @@ Status Catalog::Load(const std::string& dir, std::shared_ptr<KeyProvider> keys,
   if (!s.ok()) {
     if (s.IsWrongKey()) {
       return Status::WrongKey("the master key does not open cluster '" +
-                              c->header_.cluster_id() + "' in " + dir +
-                              " (wrong key file?); nothing was modified");
+                              c->header_.cluster_id() + "' in " + dir + " (" +
+                              s.message() + "); nothing was modified");
     }
     return s;
   }

@@ -13,6 +13,8 @@
 #include <memory>
 #include <string>
 
+#include <openssl/sha.h>
+
 #include "coffer/key_provider.h"
 #include "engine/aead.h"
 #include "engine/secure.h"
@@ -21,16 +23,34 @@ namespace coffer {
 
 namespace {
 
-constexpr char kFileKeyId[] = "master";
-
 std::string Errno() { return std::strerror(errno); }
+
+// The key id is a fingerprint of the key: "file-" and 16 hex digits of
+// SHA-256("coffer master key id v1" || key). It names the key in the catalog
+// (so a wrong key file is told apart from a tampered catalog, and rotation
+// knows which key wraps what) without revealing anything usable about it.
+std::string FingerprintId(const SecretKey& key) {
+  std::string input = "coffer master key id v1";
+  input.append(key.view());
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(input.data()), input.size(),
+         digest);
+  Wipe(&input);
+  static const char kHex[] = "0123456789abcdef";
+  std::string id = "file-";
+  for (int i = 0; i < 8; ++i) {
+    id += kHex[digest[i] >> 4];
+    id += kHex[digest[i] & 15];
+  }
+  return id;
+}
 
 class FileKeyProvider final : public KeyProvider {
  public:
   FileKeyProvider(std::string location, const SecretKey& key)
-      : location_(std::move(location)), key_(key) {}
+      : location_(std::move(location)), key_(key), id_(FingerprintId(key)) {}
 
-  std::string DefaultKeyId() const override { return kFileKeyId; }
+  std::string DefaultKeyId() const override { return id_; }
 
   Status Wrap(std::string_view key_id, std::string_view plaintext,
               std::string_view aad, std::string* wrapped) override {
@@ -55,15 +75,17 @@ class FileKeyProvider final : public KeyProvider {
 
  private:
   Status CheckId(std::string_view key_id) const {
-    if (key_id != kFileKeyId) {
-      return Status::NotFound("key file " + location_ + " has no key id '" +
-                              std::string(key_id) + "'");
+    if (key_id != id_) {
+      return Status::WrongKey("master key file " + location_ + " holds key " +
+                              id_ + ", not the key " + std::string(key_id) +
+                              " this data was wrapped with");
     }
     return Status::OK();
   }
 
   const std::string location_;
   const SecretKey key_;
+  const std::string id_;
 };
 
 }  // namespace

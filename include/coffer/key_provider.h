@@ -50,7 +50,9 @@ class KeyProvider {
 };
 
 // The built-in provider: one 32-byte master key read from `path` (raw bytes,
-// as written by `coffer keygen`), under key id "master". Refuses a
+// as written by `coffer keygen`). Its key id is a fingerprint of the key,
+// "file-" and 16 hex digits, so data wrapped by another key file is told
+// apart (WrongKey naming both ids). Refuses a
 // file that is not exactly 32 bytes or that is readable or writable by group
 // or others (PermissionDenied; fix with chmod 600). The key is held in memory that is
 // wiped when the provider is destroyed.

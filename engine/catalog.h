@@ -55,6 +55,8 @@ class Catalog {
   const std::string& cluster_id() const { return header_.cluster_id(); }
   const std::string& master_key_id() const { return header_.master_key_id(); }
   const catalogpb::ClusterBody& cluster() const { return body_; }
+  // The key sealing the records; also the root of the audit key.
+  const SecretKey& catalog_key() const { return catalog_key_; }
   Status SaveCluster(const catalogpb::ClusterBody& body);
 
   // Reads every tenant record. Records that fail to verify are left on disk

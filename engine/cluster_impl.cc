@@ -115,13 +115,31 @@ Status ClusterImpl::Init(const std::string& dir, const ClusterOptions* create,
   s = DirLock::Acquire(dir, &lock_);
   if (!s.ok()) return s;
 
+  principal_ = open_options.principal;
+  if (principal_.empty()) {
+    struct passwd* pw = ::getpwuid(::geteuid());
+    principal_ = pw != nullptr ? pw->pw_name : "uid-" + std::to_string(::geteuid());
+  }
   if (create != nullptr) {
     s = Catalog::Create(dir, *create, open_options.plaintext_for_benchmarks,
                         keys_, &catalog_);
   } else {
     s = Catalog::Load(dir, keys_, &catalog_);
   }
+  if (s.IsWrongKey()) {
+    AuditLog::RecordUnauthenticated(dir, principal_, "cluster.open", "cluster",
+                                    Status::CodeName(s.code()), s.message());
+  }
   if (!s.ok()) return s;
+  s = AuditLog::Open(dir, catalog_->catalog_key(), &audit_);
+  if (!s.ok()) return s;
+  if (create != nullptr) {
+    s = Audit("cluster.init", "cluster:" + create->cluster_id, Status::OK(),
+              "region " + create->region + ", geography " + create->geography +
+                  ", max tenants " +
+                  std::to_string(create->limits.max_tenants));
+    if (!s.ok()) return s;
+  }
   encrypted_ = !catalog_->cluster().plaintext_for_benchmarks();
   if (encrypted_ == open_options.plaintext_for_benchmarks) {
     return Status::InvalidArgument(
@@ -150,10 +168,6 @@ Status ClusterImpl::Init(const std::string& dir, const ClusterOptions* create,
   }
 
   shared_ = std::make_unique<SharedResources>(open_options);
-  if (shared_->options.principal.empty()) {
-    struct passwd* pw = ::getpwuid(::geteuid());
-    shared_->options.principal = pw != nullptr ? pw->pw_name : "unknown";
-  }
   registry_ = std::make_unique<TenantRegistry>(
       open_options.max_open_tenants,
       [this](TenantSlot& slot, std::shared_ptr<TenantDb>* db) {
@@ -238,8 +252,30 @@ Status ClusterImpl::FindSlotLocked(std::string_view id,
   return Status::NotFound("tenant " + Quote(id) + " does not exist");
 }
 
+static std::string TenantTarget(std::string_view id) {
+  return "tenant:" + std::string(id.substr(0, 80));
+}
+
+Status ClusterImpl::Audit(const std::string& action, const std::string& target,
+                          const Status& outcome, const std::string& detail) {
+  std::string text = detail;
+  if (!outcome.ok()) text += (text.empty() ? "" : "; ") + outcome.message();
+  Status s = audit_->Append(principal_, action, target,
+                            Status::CodeName(outcome.code()), text);
+  if (!outcome.ok()) return outcome;
+  return s;
+}
+
 Status ClusterImpl::CreateTenant(std::string_view id,
                                  const TenantOptions& options) {
+  Status s = DoCreateTenant(id, options);
+  return Audit("tenant.create", TenantTarget(id), s,
+               options.quota ? "quota " + std::to_string(*options.quota)
+                             : std::string("default quota"));
+}
+
+Status ClusterImpl::DoCreateTenant(std::string_view id,
+                                   const TenantOptions& options) {
   Status s = ValidateId("tenant", id);
   if (!s.ok()) return s;
   const std::string tid(id);
@@ -332,6 +368,19 @@ Status ClusterImpl::RemoveTenantFiles(const std::string& id,
 }
 
 Status ClusterImpl::DropTenant(std::string_view id, DropReport* report) {
+  DropReport local;
+  DropReport* r = report != nullptr ? report : &local;
+  Status s = DoDropTenant(id, r);
+  std::string versions;
+  for (uint32_t v : r->key_versions_destroyed) {
+    versions += (versions.empty() ? "" : ",") + std::to_string(v);
+  }
+  return Audit("tenant.drop", TenantTarget(id), s,
+               "crypto-shred: key versions [" + versions + "] destroyed, " +
+                   std::to_string(r->files_removed) + " files removed");
+}
+
+Status ClusterImpl::DoDropTenant(std::string_view id, DropReport* r) {
   const auto start = std::chrono::steady_clock::now();
   std::shared_ptr<TenantSlot> slot;
   {
@@ -347,8 +396,6 @@ Status ClusterImpl::DropTenant(std::string_view id, DropReport* report) {
     slot->dropped = false;
     return s;
   }
-  DropReport local;
-  DropReport* r = report != nullptr ? report : &local;
   *r = DropReport();
   r->tenant = slot->id;
   std::lock_guard<std::mutex> lock(mu_);
@@ -416,6 +463,11 @@ Status ClusterImpl::DescribeTenant(std::string_view id, TenantInfo* info) {
 }
 
 Status ClusterImpl::SetTenantQuota(std::string_view id, uint64_t quota) {
+  return Audit("tenant.quota", TenantTarget(id), DoSetTenantQuota(id, quota),
+               "quota " + std::to_string(quota));
+}
+
+Status ClusterImpl::DoSetTenantQuota(std::string_view id, uint64_t quota) {
   std::lock_guard<std::mutex> lock(mu_);
   std::shared_ptr<TenantSlot> slot;
   Status s = FindSlotLocked(id, &slot);
@@ -447,6 +499,28 @@ Status ClusterImpl::GetTenant(std::string_view id,
   }
   *tenant = NewTenantHandle(this, std::move(slot));
   return Status::OK();
+}
+
+Status ClusterImpl::ReadAudit(uint64_t since_unix_micros,
+                              std::vector<AuditEntry>* entries) const {
+  return audit_->Read(since_unix_micros, entries);
+}
+
+Status ClusterImpl::VerifyAudit(AuditVerification* result) {
+  std::lock_guard<std::mutex> lock(mu_);
+  catalogpb::ClusterBody body = catalog_->cluster();
+  std::string head;
+  Status s = audit_->Verify(body.audit_anchor_seq(), body.audit_anchor_mac(),
+                            result, &head);
+  if (s.ok()) {
+    body.set_audit_anchor_seq(result->head_seq);
+    body.set_audit_anchor_mac(head);
+    s = catalog_->SaveCluster(body);
+  }
+  // Recorded after the check, so the entry is part of the next one.
+  Status a = Audit("audit.verify", "audit", s,
+                   std::to_string(result->entries) + " entries");
+  return s.ok() ? a : s;
 }
 
 Status ClusterImpl::CheckQuota(TenantSlot& slot, const TenantDb& db,

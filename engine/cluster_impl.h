@@ -17,6 +17,7 @@
 #include <string>
 
 #include "coffer/cluster.h"
+#include "engine/audit_log.h"
 #include "engine/catalog.h"
 #include "engine/dir_lock.h"
 #include "engine/tenant_db.h"
@@ -44,6 +45,9 @@ class ClusterImpl final : public Cluster {
   Status SetTenantQuota(std::string_view id, uint64_t quota) override;
   Status GetTenant(std::string_view id,
                    std::unique_ptr<Tenant>* tenant) override;
+  Status ReadAudit(uint64_t since_unix_micros,
+                   std::vector<AuditEntry>* entries) const override;
+  Status VerifyAudit(AuditVerification* result) override;
 
   // For tenant handles: the open database of `slot`.
   Status Pin(const std::shared_ptr<TenantSlot>& slot,
@@ -61,17 +65,26 @@ class ClusterImpl final : public Cluster {
               const OpenOptions& open_options,
               std::shared_ptr<KeyProvider> keys);
   Status OpenTenantDb(TenantSlot& slot, std::shared_ptr<TenantDb>* db);
+  Status DoCreateTenant(std::string_view id, const TenantOptions& options);
+  Status DoDropTenant(std::string_view id, DropReport* report);
+  Status DoSetTenantQuota(std::string_view id, uint64_t quota);
   // The slot of a valid, existing tenant. REQUIRES: mu_ held.
   Status FindSlotLocked(std::string_view id,
                         std::shared_ptr<TenantSlot>* slot) const;
   // Removes a tenant's directory; counts what it removed.
   Status RemoveTenantFiles(const std::string& id, DropReport* report);
   uint64_t EffectiveQuota(const catalogpb::TenantBody& body) const;
+  // Appends to the audit trail; returns `outcome` unchanged, or the audit
+  // error when the operation succeeded but could not be recorded.
+  Status Audit(const std::string& action, const std::string& target,
+               const Status& outcome, const std::string& detail);
 
   std::string dir_;
+  std::string principal_;  // the actor recorded in the audit trail
   std::unique_ptr<DirLock> lock_;
   std::shared_ptr<KeyProvider> keys_;
   bool encrypted_ = true;
+  std::unique_ptr<AuditLog> audit_;
   std::unique_ptr<SharedResources> shared_;
   std::unique_ptr<TenantRegistry> registry_;  // closes tenants before shared_
 

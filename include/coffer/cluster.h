@@ -29,6 +29,7 @@
 #include <string_view>
 #include <vector>
 
+#include "coffer/audit.h"
 #include "coffer/key_provider.h"
 #include "coffer/options.h"
 #include "coffer/status.h"
@@ -128,6 +129,14 @@ class Cluster {
   // A handle to a tenant. NotFound if it does not exist.
   virtual Status GetTenant(std::string_view id,
                            std::unique_ptr<Tenant>* tenant) = 0;
+
+  // Audit entries recorded at or after `since_unix_micros` (0: all), oldest
+  // first, as stored (use VerifyAudit to check them).
+  virtual Status ReadAudit(uint64_t since_unix_micros,
+                           std::vector<AuditEntry>* entries) const = 0;
+  // Verifies the whole audit chain and anchors its head for the next
+  // verification. Corruption names the first entry that fails.
+  virtual Status VerifyAudit(AuditVerification* result) = 0;
 
  protected:
   Cluster() = default;

@@ -1,0 +1,23 @@
+// Copyright (c) Coffer authors.
+//
+// The subcommands of the `coffer` tool. Each Register function adds its
+// subcommands to `app`; the one given on the command line stores its action
+// in *run (see OnRun in cli_common.h).
+
+#ifndef COFFER_TOOLS_COMMANDS_H_
+#define COFFER_TOOLS_COMMANDS_H_
+
+#include "tools/cli_common.h"
+
+namespace coffer::cli {
+
+// keygen, init, tenant create|info|drop|list|quota, stats.
+void RegisterClusterCommands(CLI::App* app, Runner* run);
+// put, get, delete, scan.
+void RegisterDataCommands(CLI::App* app, Runner* run);
+// demo.
+void RegisterDemoCommand(CLI::App* app, Runner* run);
+
+}  // namespace coffer::cli
+
+#endif  // COFFER_TOOLS_COMMANDS_H_

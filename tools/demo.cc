@@ -1,0 +1,548 @@
+// Copyright (c) Coffer authors.
+//
+// `coffer demo`: shows, with real checks, what Coffer promises. It creates a
+// cluster with three tenants in a scratch directory, writes and reads through
+// the library API, and checks tenant isolation, quotas, encryption at rest
+// (no plaintext in any file), the wrong-key refusal and the directory lock.
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "coffer/cluster.h"
+#include "coffer/key_provider.h"
+#include "tools/cli_common.h"
+#include "tools/commands.h"
+#include "tools/plaintext_scan.h"
+
+extern char** environ;
+
+namespace coffer::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kTenants[] = {"acme", "globex", "initech"};
+constexpr const char* kSmallTenant = "initech";
+constexpr uint64_t kSmallQuota = 64 << 10;
+constexpr int kRecordsPerTenant = 200;
+constexpr int kMaxQuotaWrites = 10000;  // gives up: the quota never hit
+constexpr size_t kBulkValueSize = 1024;
+constexpr int kLogOnlyRecords = 20;
+constexpr size_t kPiece = 32;
+constexpr const char* kSharedKey = "config/plan";
+
+using Records = std::map<std::string, std::string>;
+
+// Runs `argv` with stdout discarded; returns its exit status (or -1) and
+// its standard error in *err.
+int RunChild(const std::vector<std::string>& args, std::string* err) {
+  int fds[2];
+  if (pipe(fds) != 0) return -1;
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_adddup2(&actions, fds[1], 2);
+  posix_spawn_file_actions_addclose(&actions, fds[0]);
+  posix_spawn_file_actions_addclose(&actions, fds[1]);
+  std::vector<char*> argv;
+  for (const std::string& arg : args) {
+    argv.push_back(const_cast<char*>(arg.c_str()));
+  }
+  argv.push_back(nullptr);
+  pid_t pid;
+  int rc = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  close(fds[1]);
+  if (rc == 0) {
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(fds[0], buf, sizeof(buf))) > 0) err->append(buf, n);
+  }
+  close(fds[0]);
+  int wstatus = 0;
+  if (rc != 0 || waitpid(pid, &wstatus, 0) != pid || !WIFEXITED(wstatus)) {
+    return -1;
+  }
+  return WEXITSTATUS(wstatus);
+}
+
+class Demo {
+ public:
+  explicit Demo(std::string root)
+      : root_(std::move(root)),
+        data_dir_(root_ + "/data"),
+        key_file_(root_ + "/keys/master.key"),
+        rng_(std::random_device()()) {}
+
+  // Runs the steps in order; stops at the first that fails. Closes the
+  // cluster before returning.
+  bool Run() {
+    const bool passed = GenerateKey() && CreateCluster() && CreateTenants() &&
+                        WriteAndRead() && CheckIsolation() && CheckQuota() &&
+                        FlushAndCompact() && CheckNoPlaintext() &&
+                        CheckWrongKey() && CheckBusy() && FinalScan();
+    cluster_.reset();
+    return passed;
+  }
+  int steps() const { return step_; }
+  const std::string& failure() const { return failure_; }
+
+ private:
+  void Step(const std::string& title) {
+    std::printf("\n%d. %s\n", ++step_, title.c_str());
+  }
+  void Note(const std::string& text) { std::printf("   %s\n", text.c_str()); }
+  bool Failed(const std::string& what) {
+    failure_ = "step " + std::to_string(step_) + ": " + what;
+    std::printf("   FAILED: %s\n", what.c_str());
+    return false;
+  }
+  bool Failed(const std::string& what, const Status& s) {
+    return Failed(what + ": " + s.ToString());
+  }
+
+  std::string RandomHex(size_t n) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string out(n, '0');
+    for (char& c : out) c = kHex[rng_() & 15];
+    return out;
+  }
+
+  // Returns `text` followed by a random token, and remembers the value, the
+  // token and, as a log may split a long value, each kPiece bytes of the
+  // token, as strings that must never appear in a file.
+  std::string SecretValue(const std::string& text, size_t token_size) {
+    const std::string token = RandomHex(token_size);
+    needles_.push_back(text + token);
+    needles_.push_back(token);
+    for (size_t i = 0; token.size() > kPiece && i < token.size(); i += kPiece) {
+      needles_.push_back(token.substr(i, kPiece));
+    }
+    return text + token;
+  }
+
+  Status Open(std::shared_ptr<KeyProvider> keys) {
+    return Cluster::Open(data_dir_, ToolOpenOptions(), std::move(keys),
+                         &cluster_);
+  }
+
+  bool GetTenant(const std::string& id, std::unique_ptr<Tenant>* tenant) {
+    Status s = cluster_->GetTenant(id, tenant);
+    return s.ok() || Failed("open tenant " + id, s);
+  }
+
+  bool GenerateKey() {
+    Step("Generate a master key outside the data directory");
+    std::error_code ec;
+    fs::create_directories(root_ + "/keys", ec);
+    if (ec) return Failed("create " + root_ + "/keys: " + ec.message());
+    Status s = GenerateKeyFile(key_file_);
+    if (s.ok()) s = NewFileKeyProvider(key_file_, &keys_);
+    if (!s.ok()) return Failed("generate " + key_file_, s);
+    struct stat st;
+    if (stat(key_file_.c_str(), &st) != 0) return Failed("stat " + key_file_);
+    char mode[8];
+    std::snprintf(mode, sizeof(mode), "%04o", st.st_mode & 07777);
+    Note(key_file_ + ": " + std::to_string(st.st_size) + " bytes, mode " +
+         mode);
+    if ((st.st_mode & 0777) != 0600) return Failed("key file mode is not 0600");
+    return true;
+  }
+
+  bool CreateCluster() {
+    Step("Create cluster 'demo' (region eu-west-1, geography eu)");
+    ClusterOptions options;
+    options.cluster_id = "demo";
+    options.region = "eu-west-1";
+    options.geography = "eu";
+    Status s = Cluster::Create(data_dir_, options, ToolOpenOptions(), keys_,
+                               &cluster_);
+    if (!s.ok()) return Failed("create cluster in " + data_dir_, s);
+    const ClusterInfo info = cluster_->Describe();
+    Note("data directory " + data_dir_ + ", role " + info.role + ", epoch " +
+         std::to_string(info.epoch) + ", up to " +
+         std::to_string(info.limits.max_tenants) + " tenants of " +
+         FormatBytes(info.limits.default_tenant_quota) + " each");
+    return true;
+  }
+
+  bool CreateTenants() {
+    Step("Create three tenants, each with its own data key");
+    for (const char* id : kTenants) {
+      TenantOptions options;
+      if (std::string(id) == kSmallTenant) options.quota = kSmallQuota;
+      Status s = cluster_->CreateTenant(id, options);
+      if (!s.ok()) return Failed("create tenant " + std::string(id), s);
+      TenantInfo info;
+      s = cluster_->DescribeTenant(id, &info);
+      if (!s.ok()) return Failed("describe tenant " + std::string(id), s);
+      Note(std::string(id) + ": data key version " +
+           std::to_string(info.key_version) + ", quota " +
+           FormatBytes(info.quota));
+    }
+    const size_t listed = cluster_->ListTenants().size();
+    Note("the cluster lists " + std::to_string(listed) + " tenants");
+    if (listed != std::size(kTenants)) return Failed("wrong tenant count");
+    return true;
+  }
+
+  bool WriteAndRead() {
+    Step("Write " + std::to_string(kRecordsPerTenant + 1) +
+         " records to each tenant and read them back");
+    for (const char* id : kTenants) {
+      std::unique_ptr<Tenant> tenant;
+      if (!GetTenant(id, &tenant)) return false;
+      Records& records = records_[id];
+      records[kSharedKey] = SecretValue(std::string(id) + " plan ", 16);
+      for (int i = 0; i < kRecordsPerTenant; ++i) {
+        char key[64];
+        std::snprintf(key, sizeof(key), "customer/%s-%05d", id, i);
+        needles_.push_back(key);
+        records[key] =
+            SecretValue(std::string(id) + " confidential record ", 24);
+      }
+      for (const auto& [key, value] : records) {
+        Status s = tenant->Put(WriteOptions(), key, value);
+        if (!s.ok()) return Failed("put to " + std::string(id), s);
+      }
+      size_t matched = 0;
+      for (const auto& [key, value] : records) {
+        std::string read;
+        Status s = tenant->Get(ReadOptions(), key, &read);
+        if (!s.ok()) return Failed("get from " + std::string(id), s);
+        if (read == value) ++matched;
+      }
+      Note(std::string(id) + ": wrote " + std::to_string(records.size()) +
+           ", read back " + std::to_string(matched) + " identical");
+      if (matched != records.size()) return Failed("a value read back differs");
+    }
+    return true;
+  }
+
+  bool CheckIsolation() {
+    Step("Check that tenants are isolated from each other");
+    for (const char* id : kTenants) {
+      std::unique_ptr<Tenant> tenant;
+      if (!GetTenant(id, &tenant)) return false;
+      std::string value;
+      Status s = tenant->Get(ReadOptions(), kSharedKey, &value);
+      if (!s.ok()) return Failed("get " + std::string(kSharedKey), s);
+      Note(std::string(id) + ": '" + kSharedKey + "' = '" + value + "'");
+      if (value != records_[id][kSharedKey]) {
+        return Failed("tenant " + std::string(id) + " sees another value");
+      }
+      size_t own = 0;
+      size_t foreign = 0;
+      std::unique_ptr<Iterator> it = tenant->NewIterator(ReadOptions());
+      for (it->SeekToFirst(); it->Valid(); it->Next()) {
+        const auto found = records_[id].find(std::string(it->key()));
+        if (found != records_[id].end() && found->second == it->value()) {
+          ++own;
+        } else {
+          ++foreign;
+        }
+      }
+      if (!it->status().ok()) {
+        return Failed("scan " + std::string(id), it->status());
+      }
+      Note(std::string(id) + ": a full scan sees " + std::to_string(own) +
+           " of its own keys and " + std::to_string(foreign) + " others");
+      if (own != records_[id].size() || foreign != 0) {
+        return Failed("scan of " + std::string(id) + " is not its own data");
+      }
+    }
+    std::unique_ptr<Tenant> globex;
+    if (!GetTenant("globex", &globex)) return false;
+    std::string value;
+    Status s = globex->Get(ReadOptions(), "customer/acme-00001", &value);
+    Note("globex: Get('customer/acme-00001'), a key of acme -> " +
+         (s.ok() ? std::string("found") : s.ToString()));
+    if (!s.IsNotFound()) return Failed("globex can read a key of acme");
+    return true;
+  }
+
+  bool CheckQuota() {
+    Step("Fill tenant " + std::string(kSmallTenant) + " up to its " +
+         FormatBytes(kSmallQuota) + " quota");
+    std::unique_ptr<Tenant> tenant;
+    if (!GetTenant(kSmallTenant, &tenant)) return false;
+    Records& records = records_[kSmallTenant];
+    Status s;
+    std::string key;
+    int accepted = 0;
+    for (; accepted < kMaxQuotaWrites; ++accepted) {
+      char buf[32];
+      std::snprintf(buf, sizeof(buf), "bulk/%05d", accepted);
+      key = buf;
+      const std::string prefix = "initech bulk " + key + " ";
+      const std::string value =
+          SecretValue(prefix, kBulkValueSize - prefix.size());
+      s = tenant->Put(WriteOptions(), key, value);
+      if (!s.ok()) break;
+      records[key] = value;
+    }
+    Note("accepted " + std::to_string(accepted) + " writes of " +
+         FormatBytes(kBulkValueSize) + ", then: " + s.ToString());
+    if (!s.IsQuotaExceeded()) return Failed("expected QuotaExceeded");
+    std::string value;
+    s = tenant->Get(ReadOptions(), key, &value);
+    Note("the rejected write stored nothing: Get('" + key + "') -> " +
+         s.ToString());
+    if (!s.IsNotFound()) return Failed("the rejected value was stored");
+    const std::string victim = "bulk/00000";
+    s = tenant->Delete(WriteOptions(), victim);
+    Note("Delete('" + victim + "') with the quota full -> " + s.ToString());
+    if (!s.ok()) return Failed("delete over quota", s);
+    s = tenant->Get(ReadOptions(), victim, &value);
+    if (!s.IsNotFound()) return Failed("the deleted key is still there");
+    records.erase(victim);
+    std::unique_ptr<Tenant> acme;
+    if (!GetTenant("acme", &acme)) return false;
+    const std::string other = SecretValue("acme after the quota test ", 16);
+    s = acme->Put(WriteOptions(), "after-quota", other);
+    Note("acme is unaffected: Put -> " + s.ToString());
+    if (!s.ok()) return Failed("put to acme", s);
+    records_["acme"]["after-quota"] = other;
+    return true;
+  }
+
+  bool FlushAndCompact() {
+    Step("Flush and compact every tenant into table files");
+    for (const char* id : kTenants) {
+      std::unique_ptr<Tenant> tenant;
+      if (!GetTenant(id, &tenant)) return false;
+      Status s = tenant->Flush();
+      if (s.ok()) s = tenant->Compact();
+      if (!s.ok()) return Failed("flush and compact " + std::string(id), s);
+      TenantInfo info;
+      s = cluster_->DescribeTenant(id, &info);
+      if (!s.ok()) return Failed("describe tenant " + std::string(id), s);
+      Note(std::string(id) + ": " + FormatBytes(info.used_bytes) + " on disk");
+    }
+    size_t tables = 0;
+    std::error_code ec;
+    for (fs::recursive_directory_iterator it(data_dir_, ec), end;
+         !ec && it != end; it.increment(ec)) {
+      if (it->path().extension() == ".sst") ++tables;
+    }
+    Note(std::to_string(tables) + " table files under " + data_dir_);
+    if (tables < std::size(kTenants)) return Failed("too few table files");
+    for (const char* id : {"acme", "globex"}) {
+      std::unique_ptr<Tenant> tenant;
+      if (!GetTenant(id, &tenant)) return false;
+      for (int i = 0; i < kLogOnlyRecords; ++i) {
+        const std::string key = "late/" + std::to_string(i);
+        const std::string value =
+            SecretValue(std::string(id) + " written after the flush ", 24);
+        Status s = tenant->Put(WriteOptions(), key, value);
+        if (!s.ok()) return Failed("put to " + std::string(id), s);
+        records_[id][key] = value;
+      }
+    }
+    Note("then wrote " + std::to_string(kLogOnlyRecords) +
+         " more records each to acme and globex, held only in their "
+         "write-ahead logs");
+    return true;
+  }
+
+  // Closes the cluster and searches every file for what was written.
+  bool ScanClosed(const std::string& when) {
+    cluster_.reset();
+    PlaintextScan scan;
+    Status s = ScanForPlaintext(data_dir_, needles_, &scan);
+    if (!s.ok()) return Failed("scan " + data_dir_, s);
+    Note(when + ": read " + std::to_string(scan.files) + " files (" +
+         FormatBytes(scan.bytes) + ") looking for " +
+         std::to_string(needles_.size()) + " keys, values and value tokens");
+    Note(std::to_string(scan.hits.size()) + " files contain plaintext");
+    for (const std::string& hit : scan.hits) Note("  plaintext in " + hit);
+    if (scan.files == 0) return Failed("no files scanned");
+    if (!scan.hits.empty()) return Failed("plaintext found at rest");
+    return true;
+  }
+
+  bool CheckNoPlaintext() {
+    Step("Search every byte under the data directory for plaintext");
+    if (!ScanClosed("cluster closed")) return false;
+    // Control: the same search must find the same data written unencrypted.
+    const std::string control_dir = root_ + "/plaintext-control";
+    OpenOptions options = ToolOpenOptions();
+    options.plaintext_for_benchmarks = true;
+    ClusterOptions copts;
+    copts.cluster_id = "control";
+    copts.region = "eu-west-1";
+    copts.geography = "eu";
+    std::unique_ptr<Cluster> control;
+    std::unique_ptr<Tenant> tenant;
+    Status s = Cluster::Create(control_dir, copts, options, keys_, &control);
+    if (s.ok()) s = control->CreateTenant("acme", TenantOptions());
+    if (s.ok()) s = control->GetTenant("acme", &tenant);
+    for (const auto& [key, value] : records_["acme"]) {
+      if (s.ok()) s = tenant->Put(WriteOptions(), key, value);
+    }
+    if (s.ok()) s = tenant->Flush();
+    if (s.ok()) s = tenant->Compact();
+    tenant.reset();
+    control.reset();
+    if (!s.ok()) return Failed("write the unencrypted control cluster", s);
+    PlaintextScan scan;
+    s = ScanForPlaintext(control_dir, needles_, &scan);
+    if (!s.ok()) return Failed("scan " + control_dir, s);
+    Note(
+        "control: the same search over acme's data written with encryption "
+        "off finds plaintext in " +
+        std::to_string(scan.hits.size()) + " of " + std::to_string(scan.files) +
+        " files");
+    if (scan.hits.empty()) return Failed("the search cannot see plaintext");
+    fs::remove_all(control_dir);
+    return true;
+  }
+
+  bool CheckWrongKey() {
+    Step("Open the cluster with a different master key");
+    const std::string wrong_file = root_ + "/keys/other.key";
+    std::shared_ptr<KeyProvider> wrong;
+    Status s = GenerateKeyFile(wrong_file);
+    if (s.ok()) s = NewFileKeyProvider(wrong_file, &wrong);
+    if (!s.ok()) return Failed("generate " + wrong_file, s);
+    s = Open(wrong);
+    Note("with " + wrong_file + " -> " + s.ToString());
+    if (!s.IsWrongKey()) return Failed("expected WrongKey");
+    s = Open(keys_);
+    if (!s.ok()) return Failed("reopen with the right key", s);
+    size_t intact = 0;
+    size_t total = 0;
+    for (const char* id : kTenants) {
+      std::unique_ptr<Tenant> tenant;
+      if (!GetTenant(id, &tenant)) return false;
+      for (const auto& [key, value] : records_[id]) {
+        std::string read;
+        ++total;
+        if (tenant->Get(ReadOptions(), key, &read).ok() && read == value) {
+          ++intact;
+        }
+      }
+    }
+    Note("with the right key -> OK; " + std::to_string(intact) + " of " +
+         std::to_string(total) + " records intact");
+    if (intact != total) return Failed("records lost or changed");
+    return true;
+  }
+
+  bool CheckBusy() {
+    Step("Open the same directory from a second process while it is open");
+    std::string err;
+    const int code = RunChild({"/proc/self/exe", "stats", "--data", data_dir_,
+                               "--key-file", key_file_},
+                              &err);
+    while (!err.empty() && err.back() == '\n') err.pop_back();
+    Note("'coffer stats' exited with " + std::to_string(code) + ": " + err);
+    if (code != kExitFailed || err.find("Busy") == std::string::npos) {
+      return Failed("expected the second open to fail with Busy");
+    }
+    return true;
+  }
+
+  bool FinalScan() {
+    Step("Search for plaintext again after all of the above");
+    return ScanClosed("cluster closed");
+  }
+
+  const std::string root_;
+  const std::string data_dir_;
+  const std::string key_file_;
+  std::mt19937_64 rng_;
+  std::shared_ptr<KeyProvider> keys_;
+  std::unique_ptr<Cluster> cluster_;
+  std::map<std::string, Records> records_;  // tenant -> what it must hold
+  std::vector<std::string> needles_;        // must appear in no file
+  int step_ = 0;
+  std::string failure_;
+};
+
+// Prepares the directory the demo runs in: `dir` if given (it must be empty
+// or absent), else a fresh one under /tmp.
+Status PrepareRoot(const std::string& dir, std::string* root) {
+  if (dir.empty()) {
+    char templ[] = "/tmp/coffer-demo-XXXXXX";
+    if (mkdtemp(templ) == nullptr) {
+      return Status::IOError("cannot create a directory under /tmp");
+    }
+    *root = templ;
+    return Status::OK();
+  }
+  std::error_code ec;
+  if (fs::exists(dir, ec) && !fs::is_empty(dir, ec)) {
+    return Status::AlreadyExists(dir +
+                                 " is not empty; pass an empty or new "
+                                 "directory to --dir");
+  }
+  fs::create_directories(dir, ec);
+  if (!ec) fs::permissions(dir, fs::perms::owner_all, ec);
+  if (ec) return Status::IOError("cannot create " + dir + ": " + ec.message());
+  *root = fs::absolute(dir).lexically_normal().string();
+  return Status::OK();
+}
+
+}  // namespace
+
+void RegisterDemoCommand(CLI::App* app, Runner* run) {
+  auto dir = std::make_shared<std::string>();
+  CLI::App* cmd = app->add_subcommand(
+      "demo",
+      "Demonstrates Coffer and checks its guarantees. Creates a cluster with "
+      "three tenants in a scratch directory, writes and reads "
+      "data, and checks tenant isolation, a tenant quota, that no file under "
+      "the data directory holds any key or value in plaintext, that a wrong "
+      "master key is refused and that a second process cannot open the "
+      "directory. Exits 0 only if every check passes. The scratch directory "
+      "is removed afterwards unless --dir names it.");
+  cmd->add_option("--dir", *dir,
+                  "Run in this empty or new directory and keep it")
+      ->type_name("DIR");
+  OnRun(cmd, run, [dir] {
+    const auto start = std::chrono::steady_clock::now();
+    std::string root;
+    Status s = PrepareRoot(*dir, &root);
+    if (!s.ok()) return Fail("demo", s);
+    std::printf("coffer demo: working in %s\n", root.c_str());
+    Demo demo(root);
+    const bool passed = demo.Run();
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+            .count();
+    std::printf("\n");
+    if (passed) {
+      std::printf("All %d steps passed in %.1f s.\n", demo.steps(), seconds);
+    }
+    if (dir->empty()) {
+      std::error_code ec;
+      fs::remove_all(root, ec);
+      if (ec) {
+        std::printf("Could not remove %s: %s.\n", root.c_str(),
+                    ec.message().c_str());
+      } else {
+        std::printf("Removed %s.\n", root.c_str());
+      }
+    } else {
+      std::printf("Kept %s (data in data/, master key in keys/master.key).\n",
+                  root.c_str());
+    }
+    std::fflush(stdout);
+    return passed ? kExitOk : FailWith("demo", "FAILED at " + demo.failure());
+  });
+}
+
+}  // namespace coffer::cli

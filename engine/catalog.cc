@@ -62,12 +62,10 @@ Status Catalog::Create(const std::string& dir, const ClusterOptions& options,
   if (!s.ok()) return s;
   c->header_.set_format_version(kCatalogFormatVersion);
   c->header_.set_cluster_id(options.cluster_id);
+  c->cluster_id_ = options.cluster_id;
   c->header_.set_master_key_id(c->keys_->DefaultKeyId());
-  std::string wrapped;
-  s = c->keys_->Wrap(c->header_.master_key_id(), c->catalog_key_.view(),
-                     CatalogKeyAad(options.cluster_id), &wrapped);
+  s = c->AddCatalogKeyWrap(c->header_.master_key_id(), /*persist=*/false);
   if (!s.ok()) return s;
-  c->header_.set_wrapped_catalog_key(wrapped);
 
   catalogpb::ClusterBody body;
   body.set_region(options.region);
@@ -110,10 +108,20 @@ Status Catalog::Load(const std::string& dir, std::shared_ptr<KeyProvider> keys,
   c->dir_ = dir;
   c->keys_ = std::move(keys);
   c->header_ = record.header();
+  c->cluster_id_ = c->header_.cluster_id();
+  // Any wrap will do (two exist while a master-key rotation is under way);
+  // report the failure of the first if none unwraps.
   std::string raw;
-  s = c->keys_->Unwrap(c->header_.master_key_id(),
-                       c->header_.wrapped_catalog_key(),
-                       CatalogKeyAad(c->header_.cluster_id()), &raw);
+  s = Status::Corruption(path + " holds no wrapped catalog key");
+  for (const catalogpb::KeyWrap& w : c->header_.catalog_key_wraps()) {
+    Status t = c->keys_->Unwrap(w.key_id(), w.wrapped(),
+                                CatalogKeyAad(c->header_.cluster_id()), &raw);
+    if (t.ok()) {
+      s = t;
+      break;
+    }
+    if (s.IsCorruption()) s = t;
+  }
   if (!s.ok()) {
     if (s.IsWrongKey()) {
       return Status::WrongKey("the master key does not open cluster '" +
@@ -145,6 +153,45 @@ Status Catalog::SaveCluster(const catalogpb::ClusterBody& body) {
   record.set_sealed_body(sealed);
   s = WriteRecordFile(dir_ + "/" + kClusterFile, record.SerializeAsString());
   if (s.ok()) body_ = body;
+  return s;
+}
+
+Status Catalog::AddCatalogKeyWrap(const std::string& key_id, bool persist) {
+  for (const catalogpb::KeyWrap& w : header_.catalog_key_wraps()) {
+    if (w.key_id() == key_id) return Status::OK();
+  }
+  std::string wrapped;
+  Status s = keys_->Wrap(key_id, catalog_key_.view(),
+                         CatalogKeyAad(header_.cluster_id()), &wrapped);
+  if (!s.ok()) return s;
+  catalogpb::KeyWrap* w = header_.add_catalog_key_wraps();
+  w->set_key_id(key_id);
+  w->set_wrapped(wrapped);
+  return persist ? SaveCluster(body_) : Status::OK();
+}
+
+Status Catalog::BeginMasterRotation(const std::string& new_key_id) {
+  header_.set_rotating_to(new_key_id);
+  return AddCatalogKeyWrap(new_key_id, /*persist=*/true);
+}
+
+Status Catalog::FinishMasterRotation() {
+  const std::string next = header_.rotating_to();
+  catalogpb::ClusterHeader header = header_;
+  header.clear_catalog_key_wraps();
+  for (const catalogpb::KeyWrap& w : header_.catalog_key_wraps()) {
+    if (w.key_id() == next) *header.add_catalog_key_wraps() = w;
+  }
+  if (header.catalog_key_wraps_size() != 1) {
+    return Status::Corruption("master-key rotation to " + next +
+                              " lost its catalog key wrap");
+  }
+  header.set_master_key_id(next);
+  header.clear_rotating_to();
+  catalogpb::ClusterHeader old = header_;
+  header_ = header;
+  Status s = SaveCluster(body_);
+  if (!s.ok()) header_ = old;
   return s;
 }
 

@@ -52,12 +52,21 @@ class Catalog {
                      std::unique_ptr<Catalog>* result);
 
   const std::string& dir() const { return dir_; }
-  const std::string& cluster_id() const { return header_.cluster_id(); }
+  // Thread-safe: fixed at creation.
+  const std::string& cluster_id() const { return cluster_id_; }
   const std::string& master_key_id() const { return header_.master_key_id(); }
   const catalogpb::ClusterBody& cluster() const { return body_; }
   // The key sealing the records; also the root of the audit key.
   const SecretKey& catalog_key() const { return catalog_key_; }
   Status SaveCluster(const catalogpb::ClusterBody& body);
+
+  // Master-key rotation, in three crash-safe steps: Begin adds a wrap of the
+  // catalog key under the new key (both keys now open the catalog); the
+  // caller re-wraps every tenant's data keys; Finish drops the old wrap and
+  // makes the new key the cluster's master key.
+  const std::string& rotating_to() const { return header_.rotating_to(); }
+  Status BeginMasterRotation(const std::string& new_key_id);
+  Status FinishMasterRotation();
 
   // Reads every tenant record. Records that fail to verify are left on disk
   // untouched and reported in *corrupt as (tenant id, error).
@@ -81,8 +90,11 @@ class Catalog {
 
  private:
   Catalog() = default;
+  // Wraps the catalog key under `key_id` too (no-op if already wrapped).
+  Status AddCatalogKeyWrap(const std::string& key_id, bool persist);
 
   std::string dir_;
+  std::string cluster_id_;
   std::shared_ptr<KeyProvider> keys_;
   catalogpb::ClusterHeader header_;
   catalogpb::ClusterBody body_;

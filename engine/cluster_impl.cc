@@ -39,13 +39,13 @@ std::string RealPath(const std::string& path) {
 // PermissionDenied when the master key file lies inside the data directory,
 // where anyone with a copy of the disk would have both.
 Status CheckKeyOutside(const std::string& dir, const KeyProvider& keys) {
-  const std::string location = keys.Location();
-  if (location.empty()) return Status::OK();
   const std::string root = RealPath(dir) + "/";
-  if (RealPath(location).rfind(root, 0) == 0) {
-    return Status::PermissionDenied(
-        "master key file " + location + " lies inside data directory " + dir +
-        "; keep keys outside the data they protect");
+  for (const std::string& location : keys.Locations()) {
+    if ((RealPath(location) + "/").rfind(root, 0) == 0) {
+      return Status::PermissionDenied(
+          "master key " + location + " lies inside data directory " + dir +
+          "; keep keys outside the data they protect");
+    }
   }
   return Status::OK();
 }
@@ -161,6 +161,7 @@ Status ClusterImpl::Init(const std::string& dir, const ClusterOptions* create,
     }
     auto slot = std::make_shared<TenantSlot>(id);
     slot->quota = EffectiveQuota(body);
+    slot->revoked = body.revoked();
     slot->used_bytes = OnDiskUsage(catalog_->TenantDbDir(id), encrypted_);
     cluster_used_ += slot->used_bytes.load();
     slot->body = std::move(body);
@@ -173,10 +174,21 @@ Status ClusterImpl::Init(const std::string& dir, const ClusterOptions* create,
       [this](TenantSlot& slot, std::shared_ptr<TenantDb>* db) {
         return OpenTenantDb(slot, db);
       });
+  if (open_options.maintenance_interval_ms > 0) {
+    maintenance_ = std::thread([this] { MaintenanceLoop(); });
+  }
   return Status::OK();
 }
 
 ClusterImpl::~ClusterImpl() {
+  if (maintenance_.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(maintenance_mu_);
+      stopping_ = true;
+    }
+    maintenance_cv_.notify_all();
+    maintenance_.join();
+  }
   if (registry_ != nullptr) registry_->CloseAll();
 }
 
@@ -190,11 +202,20 @@ Status ClusterImpl::OpenTenantDb(TenantSlot& slot,
   std::shared_ptr<Keyring> keyring;
   if (encrypted_) {
     keyring = std::make_shared<Keyring>();
+    const std::string& key_id = slot.body.master_key_id();
+    if (!keys_->HasKey(key_id)) {
+      return Status::KeyRevoked("tenant '" + slot.id +
+                                "' is offline: its master key " + key_id +
+                                " is not available");
+    }
     for (const catalogpb::DataKey& k : slot.body.keys()) {
       SecretKey key;
-      Status s = catalog_->UnwrapDataKey(slot.id, k.version(),
-                                         slot.body.master_key_id(),
+      Status s = catalog_->UnwrapDataKey(slot.id, k.version(), key_id,
                                          k.wrapped(), &key);
+      if (s.IsWrongKey()) {
+        Audit("key.check_failed", TenantTarget(slot.id), s, "tenant open")
+            .PermitUncheckedError();
+      }
       if (!s.ok()) return s;
       keyring->Add(k.version(), key,
                    k.version() == slot.body.current_key_version());
@@ -252,7 +273,7 @@ Status ClusterImpl::FindSlotLocked(std::string_view id,
   return Status::NotFound("tenant " + Quote(id) + " does not exist");
 }
 
-static std::string TenantTarget(std::string_view id) {
+std::string TenantTarget(std::string_view id) {
   return "tenant:" + std::string(id.substr(0, 80));
 }
 
@@ -305,7 +326,12 @@ Status ClusterImpl::DoCreateTenant(std::string_view id,
     body.set_quota_overridden(true);
     body.set_quota(*options.quota);
   }
-  body.set_master_key_id(catalog_->master_key_id());
+  body.set_master_key_id(options.master_key_id.value_or(
+      catalog_->master_key_id()));
+  if (encrypted_ && !keys_->HasKey(body.master_key_id())) {
+    return Status::NotFound("master key " + body.master_key_id() +
+                            " is not available in the key provider");
+  }
   if (encrypted_) {
     SecretKey dek;
     s = SecretKey::Random(&dek);

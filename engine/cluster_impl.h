@@ -11,6 +11,8 @@
 #define COFFER_ENGINE_CLUSTER_IMPL_H_
 
 #include <atomic>
+#include <condition_variable>
+#include <thread>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -49,11 +51,19 @@ class ClusterImpl final : public Cluster {
                    std::vector<AuditEntry>* entries) const override;
   Status VerifyAudit(AuditVerification* result) override;
 
-  // For tenant handles: the open database of `slot`.
+  Status RotateMasterKey(const std::string& new_key_id,
+                         MasterRotationReport* report) override;
+  Status RotateTenantKey(std::string_view id, bool rekey,
+                         KeyRotationReport* report) override;
+  Status RevokeTenantKey(std::string_view id,
+                         std::string_view reason) override;
+  Status RestoreTenantKey(std::string_view id) override;
+  Status GetKeyStatus(std::string_view id, TenantKeyStatus* status) override;
+
+  // For tenant handles: the open database of `slot`. KeyRevoked while the
+  // tenant is revoked or its master key is unavailable.
   Status Pin(const std::shared_ptr<TenantSlot>& slot,
-             std::shared_ptr<TenantDb>* db) {
-    return registry_->Pin(slot, db);
-  }
+             std::shared_ptr<TenantDb>* db);
   // QuotaExceeded if writing `adding` more bytes to the tenant would take it
   // or the cluster over quota. Refreshes the tenant's measured usage.
   Status CheckQuota(TenantSlot& slot, const TenantDb& db, uint64_t adding);
@@ -68,6 +78,18 @@ class ClusterImpl final : public Cluster {
   Status DoCreateTenant(std::string_view id, const TenantOptions& options);
   Status DoDropTenant(std::string_view id, DropReport* report);
   Status DoSetTenantQuota(std::string_view id, uint64_t quota);
+  Status DoRotateMasterKey(const std::string& new_key_id,
+                           MasterRotationReport* report);
+  Status DoRotateTenantKey(std::string_view id, bool rekey,
+                           KeyRotationReport* report);
+  // Rewrites every file of the tenant under its current key version.
+  Status Rekey(const std::shared_ptr<TenantSlot>& slot);
+  // Destroys (durably) the versions no file of the tenant uses any more.
+  Status RetireUnusedVersions(const std::shared_ptr<TenantSlot>& slot,
+                              std::vector<uint32_t>* retired);
+  Status SetRevoked(std::string_view id, bool revoked, std::string_view reason);
+  void MaintenanceLoop();
+  void RunMaintenance();
   // The slot of a valid, existing tenant. REQUIRES: mu_ held.
   Status FindSlotLocked(std::string_view id,
                         std::shared_ptr<TenantSlot>* slot) const;
@@ -93,8 +115,16 @@ class ClusterImpl final : public Cluster {
   std::map<std::string, std::shared_ptr<TenantSlot>> tenants_;  // guarded by mu_
   std::map<std::string, Status> corrupt_;                        // guarded by mu_
   std::atomic<uint64_t> cluster_used_{0};
+
+  std::mutex maintenance_mu_;
+  std::condition_variable maintenance_cv_;
+  bool stopping_ = false;  // guarded by maintenance_mu_
+  std::thread maintenance_;
   std::atomic<uint64_t> cluster_quota_{0};
 };
+
+// "tenant:<id>", the audit target of a tenant.
+std::string TenantTarget(std::string_view id);
 
 // A handle to one tenant (tenant_handle.cc).
 std::unique_ptr<Tenant> NewTenantHandle(ClusterImpl* cluster,

@@ -97,6 +97,11 @@ bool Keyring::Get(uint32_t version, SecretKey* key) const {
   return true;
 }
 
+void Keyring::Remove(uint32_t version) {
+  std::unique_lock lock(mu_);
+  keys_.erase(version);
+}
+
 uint32_t Keyring::current() const {
   std::shared_lock lock(mu_);
   return current_;

@@ -45,6 +45,8 @@ class Keyring {
   void Add(uint32_t version, const SecretKey& key, bool make_current);
   // False when the keyring has no such version.
   bool Get(uint32_t version, SecretKey* key) const;
+  // Forgets (and wipes) a version no file needs any more.
+  void Remove(uint32_t version);
   // The version new files are written with; 0 when the keyring is empty.
   uint32_t current() const;
 

@@ -12,9 +12,11 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <openssl/sha.h>
 
+#include "coffer/cluster.h"
 #include "coffer/key_provider.h"
 #include "engine/aead.h"
 #include "engine/secure.h"
@@ -88,10 +90,8 @@ class FileKeyProvider final : public KeyProvider {
   const std::string id_;
 };
 
-}  // namespace
-
-Status NewFileKeyProvider(const std::string& path,
-                          std::shared_ptr<KeyProvider>* result) {
+// Reads and checks a 32-byte key file.
+Status LoadKeyFile(const std::string& path, SecretKey* key) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     if (errno == ENOENT) {
@@ -132,15 +132,149 @@ Status NewFileKeyProvider(const std::string& path,
     Wipe(&raw);
     return Status::IOError("cannot read key file " + path + ": " + err);
   }
-  SecretKey key;
-  Status s = SecretKey::FromBytes(raw, &key);
+  Status s = SecretKey::FromBytes(raw, key);
   Wipe(&raw);
-  if (!s.ok()) return s;
+  return s;
+}
+
+std::string RealPath(const std::string& path) {
   char resolved[PATH_MAX];
-  std::string location =
-      ::realpath(path.c_str(), resolved) != nullptr ? resolved : path;
-  *result = std::make_shared<FileKeyProvider>(location, key);
+  return ::realpath(path.c_str(), resolved) != nullptr ? resolved : path;
+}
+
+// Keys in files <dir>/<id>.key, read on every use.
+class DirectoryKeyProvider final : public KeyProvider {
+ public:
+  DirectoryKeyProvider(std::string dir, std::string default_id)
+      : dir_(std::move(dir)), default_id_(std::move(default_id)) {}
+
+  std::string DefaultKeyId() const override { return default_id_; }
+
+  bool HasKey(std::string_view key_id) const override {
+    SecretKey key;
+    return Load(key_id, &key).ok();
+  }
+
+  Status Wrap(std::string_view key_id, std::string_view plaintext,
+              std::string_view aad, std::string* wrapped) override {
+    SecretKey key;
+    Status s = Load(key_id, &key);
+    if (!s.ok()) return s;
+    return AeadSeal(key, plaintext, aad, wrapped);
+  }
+
+  Status Unwrap(std::string_view key_id, std::string_view wrapped,
+                std::string_view aad, std::string* plaintext) override {
+    SecretKey key;
+    Status s = Load(key_id, &key);
+    if (!s.ok()) return s;
+    s = AeadOpen(key, wrapped, aad, plaintext);
+    if (s.IsWrongKey()) {
+      return Status::WrongKey("master key '" + std::string(key_id) + "' in " +
+                              dir_ + " does not match (key check failed)");
+    }
+    return s;
+  }
+
+  std::string Location() const override { return dir_; }
+
+ private:
+  Status Load(std::string_view key_id, SecretKey* key) const {
+    Status s = ValidateId("master key", key_id);
+    if (!s.ok()) return s;
+    s = LoadKeyFile(dir_ + "/" + std::string(key_id) + ".key", key);
+    if (s.IsNotFound()) {
+      return Status::NotFound("master key '" + std::string(key_id) +
+                              "' is not available in " + dir_);
+    }
+    return s;
+  }
+
+  const std::string dir_;
+  const std::string default_id_;
+};
+
+class CompositeKeyProvider final : public KeyProvider {
+ public:
+  explicit CompositeKeyProvider(
+      std::vector<std::shared_ptr<KeyProvider>> providers)
+      : providers_(std::move(providers)) {}
+
+  std::string DefaultKeyId() const override {
+    return providers_.empty() ? std::string() : providers_[0]->DefaultKeyId();
+  }
+
+  bool HasKey(std::string_view key_id) const override {
+    return Find(key_id) != nullptr;
+  }
+
+  Status Wrap(std::string_view key_id, std::string_view plaintext,
+              std::string_view aad, std::string* wrapped) override {
+    KeyProvider* p = Find(key_id);
+    if (p == nullptr) return Missing(key_id);
+    return p->Wrap(key_id, plaintext, aad, wrapped);
+  }
+
+  Status Unwrap(std::string_view key_id, std::string_view wrapped,
+                std::string_view aad, std::string* plaintext) override {
+    KeyProvider* p = Find(key_id);
+    if (p == nullptr) return Missing(key_id);
+    return p->Unwrap(key_id, wrapped, aad, plaintext);
+  }
+
+  std::vector<std::string> Locations() const override {
+    std::vector<std::string> out;
+    for (const auto& p : providers_) {
+      for (std::string& l : p->Locations()) out.push_back(std::move(l));
+    }
+    return out;
+  }
+
+ private:
+  KeyProvider* Find(std::string_view key_id) const {
+    for (const auto& p : providers_) {
+      if (p->HasKey(key_id)) return p.get();
+    }
+    return nullptr;
+  }
+  static Status Missing(std::string_view key_id) {
+    return Status::WrongKey("none of the given master keys is key " +
+                            std::string(key_id));
+  }
+
+  std::vector<std::shared_ptr<KeyProvider>> providers_;
+};
+
+}  // namespace
+
+Status NewFileKeyProvider(const std::string& path,
+                          std::shared_ptr<KeyProvider>* result) {
+  SecretKey key;
+  Status s = LoadKeyFile(path, &key);
+  if (!s.ok()) return s;
+  *result = std::make_shared<FileKeyProvider>(RealPath(path), key);
   return Status::OK();
+}
+
+Status NewDirectoryKeyProvider(const std::string& dir,
+                               const std::string& default_key_id,
+                               std::shared_ptr<KeyProvider>* result) {
+  struct stat st;
+  if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    return Status::NotFound("key directory " + dir + " does not exist");
+  }
+  auto p = std::make_shared<DirectoryKeyProvider>(RealPath(dir), default_key_id);
+  SecretKey key;
+  Status s = LoadKeyFile(dir + "/" + default_key_id + ".key", &key);
+  if (s.ok()) s = ValidateId("master key", default_key_id);
+  if (!s.ok()) return s;
+  *result = std::move(p);
+  return Status::OK();
+}
+
+std::shared_ptr<KeyProvider> NewCompositeKeyProvider(
+    std::vector<std::shared_ptr<KeyProvider>> providers) {
+  return std::make_shared<CompositeKeyProvider>(std::move(providers));
 }
 
 Status GenerateKeyFile(const std::string& path) {

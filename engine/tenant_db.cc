@@ -3,6 +3,8 @@
 #include "engine/tenant_db.h"
 
 #include <dirent.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include <cstring>
@@ -161,6 +163,33 @@ TenantDb::~TenantDb() {
 uint64_t TenantDb::UsedBytes() const {
   return usage_->tables.load(std::memory_order_relaxed) +
          usage_->unflushed.load(std::memory_order_relaxed);
+}
+
+std::map<uint32_t, uint64_t> CountFilesByKeyVersion(const std::string& db_dir) {
+  std::map<uint32_t, uint64_t> counts;
+  DIR* d = ::opendir(db_dir.c_str());
+  if (d == nullptr) return counts;
+  while (struct dirent* e = ::readdir(d)) {
+    const std::string path = db_dir + "/" + e->d_name;
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    if (std::strcmp(e->d_name, "LOCK") == 0) continue;  // never written
+    char prefix[kFilePrefixBytes];
+    uint32_t version = 0;
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      ssize_t n = ::read(fd, prefix, sizeof(prefix));
+      ::close(fd);
+      FilePrefixInfo info;
+      if (n == static_cast<ssize_t>(sizeof(prefix)) &&
+          ParseFilePrefix(rocksdb::Slice(prefix, sizeof(prefix)), &info).ok()) {
+        version = info.key_version;
+      }
+    }
+    counts[version]++;
+  }
+  ::closedir(d);
+  return counts;
 }
 
 uint64_t OnDiskUsage(const std::string& db_dir, bool encrypted) {

@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -51,6 +52,9 @@ class TenantDb {
   TenantDb& operator=(const TenantDb&) = delete;
 
   rocksdb::DB* db() const { return db_.get(); }
+  // Null in plaintext mode.
+  const std::shared_ptr<Keyring>& keyring() const { return keyring_; }
+  rocksdb::FileSystem* fs() const { return fs_.get(); }
   const std::string& tenant_id() const { return tenant_id_; }
 
   // Bytes that count against quotas: live table files plus the key and value
@@ -80,6 +84,10 @@ class TenantDb {
 
 // Translates a RocksDB status, prefixing `context` (e.g. "tenant 'acme'").
 Status FromRocks(const rocksdb::Status& s, const std::string& context);
+
+// How many files of `db_dir` carry each data-key version in their prefix
+// (read raw, no key needed). Files without a valid prefix count as version 0.
+std::map<uint32_t, uint64_t> CountFilesByKeyVersion(const std::string& db_dir);
 
 // Sum of the logical sizes of table and log files in a closed tenant's
 // database directory: its usage before it is first opened.

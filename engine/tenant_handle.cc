@@ -67,8 +67,9 @@ class ErrorIterator final : public Iterator {
 
 class IteratorImpl final : public Iterator {
  public:
-  IteratorImpl(std::shared_ptr<TenantDb> db, const ReadOptions& options,
-               const rocksdb::Snapshot* snapshot) : db_(std::move(db)) {
+  IteratorImpl(std::shared_ptr<TenantSlot> slot, std::shared_ptr<TenantDb> db,
+               const ReadOptions& options, const rocksdb::Snapshot* snapshot)
+      : slot_(std::move(slot)), db_(std::move(db)) {
     std::optional<std::string> lower = options.lower_bound;
     std::optional<std::string> upper = options.upper_bound;
     if (!options.prefix.empty()) {
@@ -92,15 +93,25 @@ class IteratorImpl final : public Iterator {
     it_.reset(db_->db()->NewIterator(ro));
   }
 
-  bool Valid() const override { return it_->Valid(); }
-  void SeekToFirst() override { it_->SeekToFirst(); }
-  void SeekToLast() override { it_->SeekToLast(); }
-  void Seek(std::string_view target) override { it_->Seek(ToSlice(target)); }
-  void SeekForPrev(std::string_view target) override {
-    it_->SeekForPrev(ToSlice(target));
+  bool Valid() const override { return !offline_ && it_->Valid(); }
+  void SeekToFirst() override {
+    if (Online()) it_->SeekToFirst();
   }
-  void Next() override { it_->Next(); }
-  void Prev() override { it_->Prev(); }
+  void SeekToLast() override {
+    if (Online()) it_->SeekToLast();
+  }
+  void Seek(std::string_view target) override {
+    if (Online()) it_->Seek(ToSlice(target));
+  }
+  void SeekForPrev(std::string_view target) override {
+    if (Online()) it_->SeekForPrev(ToSlice(target));
+  }
+  void Next() override {
+    if (Online()) it_->Next();
+  }
+  void Prev() override {
+    if (Online()) it_->Prev();
+  }
   std::string_view key() const override {
     rocksdb::Slice k = it_->key();
     return {k.data(), k.size()};
@@ -110,10 +121,25 @@ class IteratorImpl final : public Iterator {
     return {v.data(), v.size()};
   }
   Status status() const override {
+    if (offline_) {
+      return Status::KeyRevoked("tenant '" + slot_->id +
+                                "' went offline while iterating");
+    }
     return FromRocks(it_->status(), "tenant '" + db_->tenant_id() + "'");
   }
 
  private:
+  // A revoked tenant stops serving at once, open iterators included.
+  bool Online() {
+    if (slot_->revoked.load(std::memory_order_relaxed) ||
+        slot_->key_lost.load(std::memory_order_relaxed)) {
+      offline_ = true;
+    }
+    return !offline_;
+  }
+
+  std::shared_ptr<TenantSlot> slot_;
+  bool offline_ = false;
   std::shared_ptr<TenantDb> db_;  // keeps the database open
   std::string lower_, upper_;
   rocksdb::Slice lower_slice_, upper_slice_;
@@ -199,7 +225,7 @@ class TenantHandle final : public Tenant {
     const rocksdb::Snapshot* snap = nullptr;
     if (s.ok()) s = SnapshotFor(options, *db, &snap);
     if (!s.ok()) return std::make_unique<ErrorIterator>(s);
-    return std::make_unique<IteratorImpl>(std::move(db), options, snap);
+    return std::make_unique<IteratorImpl>(slot_, std::move(db), options, snap);
   }
 
   Status GetSnapshot(std::shared_ptr<const Snapshot>* snapshot) override {

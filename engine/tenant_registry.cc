@@ -16,9 +16,15 @@ Status TenantRegistry::Pin(const std::shared_ptr<TenantSlot>& slot,
                            std::shared_ptr<TenantDb>* db) {
   bool opened = false;
   {
-    std::lock_guard<std::mutex> lock(slot->mu);
+    std::unique_lock<std::mutex> lock(slot->mu);
+    slot->cv.wait(lock, [&] { return !slot->reopening; });
     if (slot->dropped.load()) {
       return Status::NotFound("tenant '" + slot->id + "' was dropped");
+    }
+    if (slot->revoked.load()) {
+      return Status::KeyRevoked("tenant '" + slot->id +
+                                "' is offline: its key was revoked or its "
+                                "master key is unavailable");
     }
     if (slot->db == nullptr) {
       // An evicted instance may still be alive in a straggling reference;
@@ -82,22 +88,24 @@ void TenantRegistry::EvictIdle(const TenantSlot* keep) {
   closing.clear();
 }
 
-Status TenantRegistry::CloseForDrop(const std::shared_ptr<TenantSlot>& slot,
-                                    std::chrono::milliseconds wait) {
+void TenantRegistry::Forget(const std::shared_ptr<TenantSlot>& slot) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = std::find(open_.begin(), open_.end(), slot);
+  if (it != open_.end()) open_.erase(it);
+}
+
+Status TenantRegistry::TakeIdle(const std::shared_ptr<TenantSlot>& slot,
+                                std::chrono::milliseconds wait,
+                                std::shared_ptr<TenantDb>* out) {
   std::shared_ptr<TenantDb> db;
   {
     std::lock_guard<std::mutex> lock(slot->mu);
     db = slot->live.lock();
     slot->db = nullptr;
   }
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = std::find(open_.begin(), open_.end(), slot);
-    if (it != open_.end()) open_.erase(it);
-  }
-  if (db == nullptr) return Status::OK();
+  Forget(slot);
   const auto deadline = std::chrono::steady_clock::now() + wait;
-  while (db.use_count() > 1) {
+  while (db != nullptr && db.use_count() > 1) {
     if (std::chrono::steady_clock::now() >= deadline) {
       {
         std::lock_guard<std::mutex> lock(slot->mu);
@@ -113,8 +121,58 @@ Status TenantRegistry::CloseForDrop(const std::shared_ptr<TenantSlot>& slot,
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
-  db.reset();  // closes the database
+  *out = std::move(db);
   return Status::OK();
+}
+
+Status TenantRegistry::CloseForDrop(const std::shared_ptr<TenantSlot>& slot,
+                                    std::chrono::milliseconds wait) {
+  std::shared_ptr<TenantDb> db;
+  return TakeIdle(slot, wait, &db);  // db closes as it goes out of scope
+}
+
+Status TenantRegistry::Reopen(const std::shared_ptr<TenantSlot>& slot,
+                              std::chrono::milliseconds wait) {
+  {
+    std::lock_guard<std::mutex> lock(slot->mu);
+    slot->reopening = true;
+  }
+  auto done = [&] {
+    std::lock_guard<std::mutex> lock(slot->mu);
+    slot->reopening = false;
+    slot->cv.notify_all();
+  };
+  std::shared_ptr<TenantDb> db;
+  Status s = TakeIdle(slot, wait, &db);
+  if (!s.ok()) {
+    done();
+    return s;
+  }
+  db.reset();  // closes the database
+  {
+    std::lock_guard<std::mutex> lock(slot->mu);
+    s = opener_(*slot, &slot->db);
+    if (s.ok()) {
+      slot->live = slot->db;
+      opens_.fetch_add(1);
+    }
+  }
+  if (s.ok()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    open_.push_back(slot);
+  }
+  done();
+  return s;
+}
+
+void TenantRegistry::Evict(const std::shared_ptr<TenantSlot>& slot) {
+  std::shared_ptr<TenantDb> db;
+  {
+    std::lock_guard<std::mutex> lock(slot->mu);
+    db = std::move(slot->db);
+    slot->db = nullptr;
+  }
+  Forget(slot);
 }
 
 void TenantRegistry::CloseAll() {

@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -35,7 +36,15 @@ struct TenantSlot {
   std::shared_ptr<TenantDb> db;   // guarded by mu; null while closed
   std::weak_ptr<TenantDb> live;   // guarded by mu; the last instance opened
   catalogpb::TenantBody body;     // guarded by mu; the catalog record
+  std::condition_variable cv;     // signalled when reopening ends
+  bool reopening = false;         // guarded by mu; pins wait meanwhile
   std::atomic<bool> dropped{false};
+  // Revoked keys (persisted in the record) or a master key that became
+  // unavailable: the tenant is offline, every call fails with KeyRevoked.
+  std::atomic<bool> revoked{false};
+  // The master key vanished from the provider (not persisted); cleared once
+  // the provider has it again.
+  std::atomic<bool> key_lost{false};
   std::atomic<uint64_t> last_use{0};
   std::atomic<uint64_t> used_bytes{0};  // last measured usage
   std::atomic<uint64_t> quota{0};       // effective quota, 0 = none
@@ -63,6 +72,16 @@ class TenantRegistry {
   Status CloseForDrop(const std::shared_ptr<TenantSlot>& slot,
                       std::chrono::milliseconds wait);
 
+  // Closes the slot's database and opens it again (a key rotation wants a
+  // new MANIFEST, WAL and info log). New pins wait meanwhile; in-flight
+  // references get up to `wait` to finish, else Busy and nothing changes.
+  Status Reopen(const std::shared_ptr<TenantSlot>& slot,
+                std::chrono::milliseconds wait);
+
+  // Forgets the slot's database without waiting (the tenant went offline):
+  // it closes when the last in-flight reference is released.
+  void Evict(const std::shared_ptr<TenantSlot>& slot);
+
   // Closes every database (cluster shutdown).
   void CloseAll();
 
@@ -74,6 +93,12 @@ class TenantRegistry {
   // Closes least recently used idle databases until at most max_open_ are
   // open; never closes `keep`.
   void EvictIdle(const TenantSlot* keep);
+  void Forget(const std::shared_ptr<TenantSlot>& slot);
+  // Takes the slot's live instance out of service and waits up to `wait` for
+  // other references to go; on timeout puts it back and returns Busy.
+  Status TakeIdle(const std::shared_ptr<TenantSlot>& slot,
+                  std::chrono::milliseconds wait,
+                  std::shared_ptr<TenantDb>* db);
 
   const size_t max_open_;
   const Opener opener_;

@@ -76,6 +76,42 @@ struct ClusterStats {
   uint64_t tenant_closes = 0;     // idle closes since Cluster::Open
 };
 
+// One data-key version of a tenant.
+struct KeyVersionInfo {
+  uint32_t version = 0;
+  uint64_t created_unix_micros = 0;
+  uint64_t files = 0;  // files of the tenant encrypted under this version
+};
+
+// The key state of one tenant. Never holds key bytes.
+struct TenantKeyStatus {
+  std::string tenant;
+  std::string master_key_id;   // the master key wrapping its data keys
+  bool own_master_key = false; // a tenant-owned key, not the cluster's
+  bool master_key_available = false;
+  uint32_t current_version = 0;
+  bool revoked = false;
+  std::string revoke_reason;
+  std::vector<KeyVersionInfo> versions;
+};
+
+struct KeyRotationReport {
+  std::string tenant;
+  uint32_t new_version = 0;
+  bool rekeyed = false;                 // remaining files were rewritten
+  std::vector<uint32_t> versions_retired;  // destroyed: no file needs them
+  std::vector<KeyVersionInfo> versions;    // what remains
+  uint64_t micros = 0;
+};
+
+struct MasterRotationReport {
+  std::string from_key_id;
+  std::string to_key_id;
+  uint64_t tenants_rewrapped = 0;
+  uint64_t tenants_with_own_key = 0;  // untouched: they use their own key
+  uint64_t micros = 0;
+};
+
 // What dropping a tenant destroyed.
 struct DropReport {
   std::string tenant;
@@ -129,6 +165,34 @@ class Cluster {
   // A handle to a tenant. NotFound if it does not exist.
   virtual Status GetTenant(std::string_view id,
                            std::unique_ptr<Tenant>* tenant) = 0;
+
+  // --- Key lifecycle (every call is recorded in the audit trail) ---
+
+  // Re-wraps the catalog key and the data keys of every tenant that uses the
+  // cluster's master key under master key `new_key_id`, online: tenants stay
+  // open and no data is rewritten. The key provider the cluster was opened
+  // with must hold both keys (NewCompositeKeyProvider). A crash at any point
+  // leaves every tenant readable with the old or the new key (with both,
+  // everything); calling it again completes the rotation. Afterwards the old
+  // key is no longer needed.
+  virtual Status RotateMasterKey(const std::string& new_key_id,
+                                 MasterRotationReport* report) = 0;
+
+  // Gives the tenant a new data-key version; new files use it at once. With
+  // `rekey`, also rewrites every remaining file (flush, full compaction, a
+  // reopen for new log and manifest files) and destroys each version no file
+  // needs any more. Busy if iterators or snapshots keep the tenant in use.
+  virtual Status RotateTenantKey(std::string_view id, bool rekey,
+                                 KeyRotationReport* report) = 0;
+
+  // Takes the tenant (and only it) offline at once: every later call fails
+  // with KeyRevoked, open iterators stop, and its keys leave memory. Persists
+  // across restarts until RestoreTenantKey. Nothing is deleted.
+  virtual Status RevokeTenantKey(std::string_view id,
+                                 std::string_view reason) = 0;
+  virtual Status RestoreTenantKey(std::string_view id) = 0;
+
+  virtual Status GetKeyStatus(std::string_view id, TenantKeyStatus* status) = 0;
 
   // Audit entries recorded at or after `since_unix_micros` (0: all), oldest
   // first, as stored (use VerifyAudit to check them).

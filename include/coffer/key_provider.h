@@ -18,6 +18,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "coffer/status.h"
 
@@ -43,10 +44,23 @@ class KeyProvider {
   virtual Status Unwrap(std::string_view key_id, std::string_view wrapped,
                         std::string_view aad, std::string* plaintext) = 0;
 
-  // Absolute path of the file holding the keys, or empty when the keys are not
-  // in the file system (HSM, KMS). A cluster refuses a provider whose keys lie
-  // inside its data directory.
+  // Whether the provider can wrap and unwrap with `key_id` right now. A key
+  // that is deleted, disabled or unreachable in the HSM/KMS answers false;
+  // tenants wrapped by it go offline (KeyRevoked) until it is back.
+  virtual bool HasKey(std::string_view key_id) const {
+    return key_id == DefaultKeyId();
+  }
+
+  // Absolute path of the file or directory holding the keys, or empty when
+  // the keys are not in the file system (HSM, KMS).
   virtual std::string Location() const { return {}; }
+  // Every such path (a composite provider has several). A cluster refuses a
+  // provider whose keys lie inside its data directory.
+  virtual std::vector<std::string> Locations() const {
+    std::string l = Location();
+    if (l.empty()) return {};
+    return {l};
+  }
 };
 
 // The built-in provider: one 32-byte master key read from `path` (raw bytes,
@@ -58,6 +72,23 @@ class KeyProvider {
 // wiped when the provider is destroyed.
 Status NewFileKeyProvider(const std::string& path,
                           std::shared_ptr<KeyProvider>* result);
+
+// A provider holding one master key per file in directory `dir`: key id K is
+// the file `dir`/K.key (K matching [a-z0-9][a-z0-9_-]{0,62}), 32 raw bytes,
+// same permission rules as above. Files are read on every use, so removing or
+// chmod-ing a key file makes that key unavailable at once, as revoking it in
+// an HSM would. `default_key_id` names the key new clusters use.
+// Tenants may name any key of the directory as their own master key
+// ("bring your own key"; TenantOptions::master_key_id).
+Status NewDirectoryKeyProvider(const std::string& dir,
+                               const std::string& default_key_id,
+                               std::shared_ptr<KeyProvider>* result);
+
+// Several providers as one: each call goes to the first provider that
+// HasKey(key_id). DefaultKeyId() is the first provider's. Used to hold the
+// old and the new master key during a master-key rotation.
+std::shared_ptr<KeyProvider> NewCompositeKeyProvider(
+    std::vector<std::shared_ptr<KeyProvider>> providers);
 
 // Writes a new random 32-byte master key to `path` with mode 0600. Never
 // overwrites: AlreadyExists when `path` exists.

@@ -59,6 +59,14 @@ struct OpenOptions {
   // Who is acting, recorded with administrative operations (for example the
   // embedding application's service principal). Default: the OS user name.
   std::string principal;
+  // Maximum age of a tenant's current data key: the background maintenance
+  // gives an older one a new version (new files use it; old files keep
+  // theirs until a rekey or compaction rewrites them). Default: 0 (never)
+  uint64_t max_data_key_age_seconds = 0;
+  // How often background maintenance runs: key ages, and whether the master
+  // keys of open tenants are still available (a tenant whose key vanished
+  // from the provider goes offline). Default: 30000 ms
+  uint64_t maintenance_interval_ms = 30000;
   // Benchmarking only: store tenant files in plaintext. Never use in
   // production; Cluster::Open refuses to mix modes on one directory.
   bool plaintext_for_benchmarks = false;
@@ -68,6 +76,11 @@ struct OpenOptions {
 struct TenantOptions {
   // Overrides the cluster's default_tenant_quota (0 = no limit).
   std::optional<uint64_t> quota;
+  // The tenant's own master key ("bring your own key"): a key id of the
+  // cluster's KeyProvider that wraps this tenant's data keys instead of the
+  // cluster's master key. Revoking it in the provider takes only this tenant
+  // offline. Default: the cluster's master key.
+  std::optional<std::string> master_key_id;
 };
 
 struct ReadOptions {

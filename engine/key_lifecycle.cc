@@ -19,7 +19,7 @@ namespace coffer {
 
 namespace {
 
-constexpr auto kRekeyWait = std::chrono::seconds(10);
+constexpr auto kRekeyWait = std::chrono::seconds(5);
 
 uint64_t NowMicros() {
   return static_cast<uint64_t>(
@@ -103,8 +103,14 @@ Status ClusterImpl::DoRotateMasterKey(const std::string& new_key_id,
         " is under way; finish it with that key first");
   }
   if (new_key_id == old_id) {
-    return Status::InvalidArgument("the new master key is the current one (" +
-                                   old_id + ")");
+    // Already done (say, by a run that finished just before it was killed):
+    // succeed, so that retrying is always safe.
+    for (auto& [id, slot] : tenants_) {
+      std::lock_guard<std::mutex> slot_lock(slot->mu);
+      if (slot->body.master_key_id() == new_key_id) r->tenants_rewrapped++;
+      else r->tenants_with_own_key++;
+    }
+    return Status::OK();
   }
   if (!keys_->HasKey(new_key_id) || !keys_->HasKey(old_id)) {
     return Status::InvalidArgument(
@@ -229,13 +235,17 @@ Status ClusterImpl::Rekey(const std::shared_ptr<TenantSlot>& slot) {
     std::shared_ptr<TenantDb> db;
     Status s = Pin(slot, &db);
     if (!s.ok()) return s;
-    rocksdb::FlushOptions fo;
-    fo.wait = true;
-    s = FromRocks(db->db()->Flush(fo), context);
+    // The marker makes the flush switch logs even with nothing else pending,
+    // so no write-ahead log under an old key survives.
+    s = db->FlushAll("rekey", std::to_string(db->keyring()->current()));
     rocksdb::CompactRangeOptions co;
     co.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
-    if (s.ok()) {
-      s = FromRocks(db->db()->CompactRange(co, nullptr, nullptr), context);
+    for (rocksdb::ColumnFamilyHandle* cf :
+         {db->db()->DefaultColumnFamily(), db->system()}) {
+      if (s.ok()) {
+        s = FromRocks(db->db()->CompactRange(co, cf, nullptr, nullptr),
+                      context);
+      }
     }
     // IDENTITY is written once at creation and never again by RocksDB.
     if (s.ok()) {
@@ -262,7 +272,7 @@ Status ClusterImpl::Rekey(const std::shared_ptr<TenantSlot>& slot) {
   std::vector<std::string> old_logs;
   while (struct dirent* e = ::readdir(d)) {
     std::string name = e->d_name;
-    if (name.rfind("LOG.old.", 0) == 0) old_logs.push_back(dir + "/" + name);
+    if (name.rfind("LOG.old", 0) == 0) old_logs.push_back(dir + "/" + name);
   }
   ::closedir(d);
   for (const std::string& path : old_logs) {

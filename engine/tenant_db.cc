@@ -141,10 +141,38 @@ Status TenantDb::Open(const std::string& tenant_id, const std::string& db_dir,
   o.allow_mmap_reads = false;
   o.allow_mmap_writes = false;
   o.listeners.push_back(std::make_shared<UsageListener>(t->usage_));
+  if (t->env_ != nullptr) {
+    // RocksDB's composite Env writes the info LOG with the plain POSIX
+    // logger, bypassing the encrypted file system: give it one that goes
+    // through it. The previous run's log is kept as LOG.old.
+    const std::string log = db_dir + "/LOG";
+    rocksdb::IOOptions io;
+    if (t->fs_->FileExists(log, io, nullptr).ok()) {
+      t->fs_->RenameFile(log, db_dir + "/LOG.old", io, nullptr)
+          .PermitUncheckedError();
+    }
+    t->fs_->CreateDirIfMissing(db_dir, io, nullptr).PermitUncheckedError();
+    rocksdb::Status ls = rocksdb::NewEnvLogger(log, t->env_.get(), &o.info_log);
+    if (!ls.ok()) {
+      return FromRocks(ls, "cannot open the info log of tenant '" +
+                               tenant_id + "'");
+    }
+    o.info_log->SetInfoLogLevel(rocksdb::InfoLogLevel::INFO_LEVEL);
+  }
+  o.create_missing_column_families = true;
+  rocksdb::ColumnFamilyOptions system_cf(o);
+  system_cf.write_buffer_size = 64 << 10;
+  std::vector<rocksdb::ColumnFamilyDescriptor> families = {
+      {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions(o)},
+      {kSystemColumnFamily, system_cf}};
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
-  rocksdb::Status rs = rocksdb::DB::Open(o, db_dir, &raw);
+  rocksdb::Status rs = rocksdb::DB::Open(o, db_dir, families, &handles, &raw);
   if (!rs.ok()) return FromRocks(rs, "cannot open tenant '" + tenant_id + "'");
   t->db_.reset(raw);
+  // The default family's handle is owned by the DB; the system one is ours.
+  delete handles[0];
+  t->system_.reset(handles[1]);
   uint64_t sst = 0;
   t->db_->GetIntProperty(rocksdb::DB::Properties::kLiveSstFilesSize, &sst);
   t->usage_->tables.store(sst);
@@ -155,9 +183,24 @@ Status TenantDb::Open(const std::string& tenant_id, const std::string& db_dir,
 TenantDb::~TenantDb() {
   if (db_ != nullptr) {
     rocksdb::CancelAllBackgroundWork(db_.get(), /*wait=*/true);
+    if (system_ != nullptr) {
+      db_->DestroyColumnFamilyHandle(system_.release()).PermitUncheckedError();
+    }
     db_->Close().PermitUncheckedError();
     db_.reset();
   }
+}
+
+Status TenantDb::FlushAll(const std::string& marker_key,
+                          const std::string& marker_value) {
+  rocksdb::WriteOptions wo;
+  rocksdb::Status rs = db_->Put(wo, system_.get(), marker_key, marker_value);
+  rocksdb::FlushOptions fo;
+  fo.wait = true;
+  if (rs.ok()) {
+    rs = db_->Flush(fo, {db_->DefaultColumnFamily(), system_.get()});
+  }
+  return FromRocks(rs, "flush of tenant '" + tenant_id_ + "'");
 }
 
 uint64_t TenantDb::UsedBytes() const {

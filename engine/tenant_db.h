@@ -27,6 +27,9 @@
 
 namespace coffer {
 
+// The column family holding Coffer's own records (never user data).
+inline constexpr char kSystemColumnFamily[] = "coffer.system";
+
 // Resources shared by every tenant of a cluster. Built once at Cluster::Open.
 struct SharedResources {
   explicit SharedResources(const OpenOptions& options);
@@ -55,7 +58,14 @@ class TenantDb {
   // Null in plaintext mode.
   const std::shared_ptr<Keyring>& keyring() const { return keyring_; }
   rocksdb::FileSystem* fs() const { return fs_.get(); }
+  rocksdb::ColumnFamilyHandle* system() const { return system_.get(); }
   const std::string& tenant_id() const { return tenant_id_; }
+
+  // Writes `marker_key` into the system column family and flushes every
+  // family: the memtables switch, so the current write-ahead log becomes
+  // obsolete even when no user data was pending.
+  Status FlushAll(const std::string& marker_key,
+                  const std::string& marker_value);
 
   // Bytes that count against quotas: live table files plus the key and value
   // bytes written but not yet flushed to a table file.
@@ -80,6 +90,8 @@ class TenantDb {
   std::shared_ptr<rocksdb::FileSystem> fs_;
   std::unique_ptr<rocksdb::Env> env_;
   std::unique_ptr<rocksdb::DB> db_;  // destroyed before env_ and fs_
+  // Coffer's own records, kept apart from user keys.
+  std::unique_ptr<rocksdb::ColumnFamilyHandle> system_;
 };
 
 // Translates a RocksDB status, prefixing `context` (e.g. "tenant 'acme'").

@@ -82,9 +82,11 @@ Status ClusterImpl::RotateMasterKey(const std::string& new_key_id,
   MasterRotationReport* r = report != nullptr ? report : &local;
   Status s = DoRotateMasterKey(new_key_id, r);
   return Audit("key.rotate_master", "cluster:" + catalog_->cluster_id(), s,
-               "from " + r->from_key_id + " to " + new_key_id + ", " +
-                   std::to_string(r->tenants_rewrapped) +
-                   " tenants re-wrapped");
+               r->from_key_id == new_key_id
+                   ? "already on " + new_key_id + "; nothing to re-wrap"
+                   : "from " + r->from_key_id + " to " + new_key_id + ", " +
+                         std::to_string(r->tenants_rewrapped) +
+                         " tenants re-wrapped");
 }
 
 Status ClusterImpl::DoRotateMasterKey(const std::string& new_key_id,
@@ -107,8 +109,7 @@ Status ClusterImpl::DoRotateMasterKey(const std::string& new_key_id,
     // succeed, so that retrying is always safe.
     for (auto& [id, slot] : tenants_) {
       std::lock_guard<std::mutex> slot_lock(slot->mu);
-      if (slot->body.master_key_id() == new_key_id) r->tenants_rewrapped++;
-      else r->tenants_with_own_key++;
+      if (slot->body.master_key_id() != new_key_id) r->tenants_with_own_key++;
     }
     return Status::OK();
   }
@@ -190,6 +191,11 @@ Status ClusterImpl::DoRotateTenantKey(std::string_view id, bool rekey,
     {
       std::lock_guard<std::mutex> slot_lock(slot->mu);
       body = slot->body;
+    }
+    if (!keys_->HasKey(body.master_key_id())) {
+      return Status::KeyRevoked("tenant '" + slot->id +
+                                "' is offline: its master key " +
+                                body.master_key_id() + " is not available");
     }
     uint32_t version = 0;
     for (const catalogpb::DataKey& k : body.keys()) {
@@ -348,8 +354,8 @@ Status ClusterImpl::SetRevoked(std::string_view id, bool revoked,
     body = slot->body;
   }
   if (body.revoked() == revoked) {
-    return revoked ? Status::OK() : Status::InvalidArgument(
-        "tenant '" + slot->id + "' is not revoked");
+    return Status::InvalidArgument("tenant '" + slot->id + "' is " +
+                                   (revoked ? "already" : "not") + " revoked");
   }
   body.set_revoked(revoked);
   body.set_revoke_reason(std::string(reason));

@@ -338,7 +338,9 @@ TEST_F(KeyLifecycleTest, MasterRotationKilledMidwayCompletesOnRetry) {
       ExpectFilled(c.get(), "t59", 10, "k");
       MasterRotationReport r;
       ASSERT_OK(c->RotateMasterKey(fresh->DefaultKeyId(), &r));
-      EXPECT_EQ(static_cast<uint64_t>(kTenants), r.tenants_rewrapped);
+      // All tenants, or none when the child finished before it was killed.
+      EXPECT_TRUE(r.tenants_rewrapped == kTenants || r.tenants_rewrapped == 0)
+          << r.tenants_rewrapped;
     }
     std::unique_ptr<Cluster> c = Open(fresh);
     ASSERT_NE(nullptr, c);

@@ -19,14 +19,10 @@ struct TenantArgs {
   ClusterArgs cluster;
   std::string tenant;
   uint64_t quota = 0;
+  std::string master_key_id;
   bool yes = false;
   bool json = false;
 };
-
-void PrintField(std::string_view label, std::string_view value) {
-  std::printf("%-15s %.*s\n", std::string(label).append(":").c_str(),
-              static_cast<int>(value.size()), value.data());
-}
 
 std::string QuotaText(uint64_t quota) {
   return quota == 0 ? "none" : FormatBytes(quota);
@@ -93,7 +89,7 @@ void RegisterInit(CLI::App* app, Runner* run) {
       ->default_str("0");
   OnRun(cmd, run, [args] {
     std::shared_ptr<KeyProvider> keys;
-    Status s = NewFileKeyProvider(args->cluster.key_file, &keys);
+    Status s = OpenKeyProvider(args->cluster, &keys);
     std::unique_ptr<Cluster> cluster;
     if (s.ok()) {
       s = Cluster::Create(args->cluster.data, args->options, ToolOpenOptions(),
@@ -127,23 +123,34 @@ void RegisterTenantCreate(CLI::App* tenant, Runner* run) {
   CLI::App* cmd = AddTenantCommand(
       tenant, "create",
       "Creates a tenant. TENANT gets a fresh random data key, wrapped by "
-      "the master key. Ids match [a-z0-9][a-z0-9_-]{0,62}. Without --quota the "
-      "tenant gets the cluster's default tenant quota.",
+      "the cluster's master key, or with --master-key-id by a master key of "
+      "its own (bring your own key: with --key-dir, the key DIR/ID.key; "
+      "making that key unavailable takes only this tenant offline). Ids match "
+      "[a-z0-9][a-z0-9_-]{0,62}. Without --quota the tenant gets the "
+      "cluster's default tenant quota.",
       args.get());
   CLI::Option* quota =
       cmd->add_option("--quota", args->quota, "Quota override; 0 = none")
           ->transform(SizeArg())
           ->type_name("SIZE");
-  OnRun(cmd, run, [args, quota] {
+  CLI::Option* own_key =
+      cmd->add_option("--master-key-id", args->master_key_id,
+                      "The tenant's own master key, a key id of the key "
+                      "provider; default: the cluster's master key")
+          ->type_name("ID");
+  OnRun(cmd, run, [args, quota, own_key] {
     TenantOptions options;
     if (quota->count() > 0) options.quota = args->quota;
+    if (own_key->count() > 0) options.master_key_id = args->master_key_id;
     std::unique_ptr<Cluster> cluster;
     Status s = OpenCluster(args->cluster, &cluster);
     if (s.ok()) s = cluster->CreateTenant(args->tenant, options);
     if (!s.ok()) return Fail("tenant create", s);
     std::printf(
-        "created tenant %s (quota %s)\n", args->tenant.c_str(),
-        options.quota ? QuotaText(*options.quota).c_str() : "cluster default");
+        "created tenant %s (quota %s, master key %s)\n", args->tenant.c_str(),
+        options.quota ? QuotaText(*options.quota).c_str() : "cluster default",
+        options.master_key_id ? options.master_key_id->c_str()
+                              : "of the cluster");
     return kExitOk;
   });
 }

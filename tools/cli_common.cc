@@ -6,13 +6,12 @@
 #include <unistd.h>
 
 #include <charconv>
+#include <chrono>
 #include <cstdio>
 #include <ctime>
 #include <iostream>
 #include <sstream>
 #include <utility>
-
-#include "coffer/key_provider.h"
 
 namespace coffer::cli {
 namespace {
@@ -200,6 +199,10 @@ int HandleParseError(const CLI::App& app, const CLI::ParseError& e) {
   if (message == CLI::RequiredError::Subcommand(1).what() && !extra.empty()) {
     message = "unknown subcommand '" + extra.front() + "'";
   }
+  // --key-file is required only without --key-dir (see AddClusterArgs).
+  if (message == CLI::RequiredError("--key-file").what()) {
+    message = "--key-file or --key-dir is required";
+  }
   const std::string where = path.empty() ? "" : path + ": ";
   const std::string help =
       path.empty() ? "coffer --help" : "coffer " + path + " --help";
@@ -213,11 +216,37 @@ void AddClusterArgs(CLI::App* cmd, ClusterArgs* args) {
       ->envname("COFFER_DATA")
       ->type_name("DIR")
       ->required();
-  cmd->add_option("--key-file", args->key_file,
-                  "Master key file (mode 0600, from 'coffer keygen')")
-      ->envname("COFFER_KEY_FILE")
-      ->type_name("PATH")
-      ->required();
+  CLI::Option* key_file =
+      cmd->add_option("--key-file", args->key_file,
+                      "Master key file (mode 0600, from 'coffer keygen'); "
+                      "required unless --key-dir is given")
+          ->envname("COFFER_KEY_FILE")
+          ->type_name("PATH")
+          ->required();
+  // Option callbacks run before requirements are checked: a --key-dir
+  // (given or from the environment) lifts the requirement of --key-file.
+  CLI::Option* key_dir =
+      cmd->add_option("--key-dir", args->key_dir,
+                      "Directory of master keys instead of --key-file: "
+                      "DIR/<id>.key, 32 bytes each, mode 0600")
+          ->envname("COFFER_KEY_DIR")
+          ->type_name("DIR")
+          ->excludes(key_file)
+          ->each([key_file](const std::string&) { key_file->required(false); });
+  args->default_key_id = "master";
+  cmd->add_option("--default-key-id", args->default_key_id,
+                  "With --key-dir: id of the cluster's master key")
+      ->type_name("ID")
+      ->needs(key_dir)
+      ->capture_default_str();
+}
+
+Status OpenKeyProvider(const ClusterArgs& args,
+                       std::shared_ptr<KeyProvider>* keys) {
+  if (!args.key_dir.empty()) {
+    return NewDirectoryKeyProvider(args.key_dir, args.default_key_id, keys);
+  }
+  return NewFileKeyProvider(args.key_file, keys);
 }
 
 OpenOptions ToolOpenOptions() {
@@ -228,7 +257,7 @@ OpenOptions ToolOpenOptions() {
 
 Status OpenCluster(const ClusterArgs& args, std::unique_ptr<Cluster>* cluster) {
   std::shared_ptr<KeyProvider> keys;
-  Status s = NewFileKeyProvider(args.key_file, &keys);
+  Status s = OpenKeyProvider(args, &keys);
   if (!s.ok()) return s;
   return Cluster::Open(args.data, ToolOpenOptions(), std::move(keys), cluster);
 }
@@ -313,6 +342,11 @@ JsonObject& JsonObject::AddRaw(std::string_view name, std::string_view json) {
   return *this;
 }
 
+void PrintField(std::string_view label, std::string_view value) {
+  std::printf("%-15s %.*s\n", std::string(label).append(":").c_str(),
+              static_cast<int>(value.size()), value.data());
+}
+
 std::string FormatBytes(uint64_t bytes) {
   static constexpr const char* kUnits[] = {"KiB", "MiB", "GiB", "TiB"};
   if (bytes < 1024) return std::to_string(bytes) + " B";
@@ -334,6 +368,36 @@ std::string FormatUnixMicros(uint64_t micros) {
   char buf[32];
   std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &utc);
   return buf;
+}
+
+std::string FormatUnixMicrosExact(uint64_t micros) {
+  std::string text = FormatUnixMicros(micros);
+  if (text.empty() || text.back() != 'Z') return text;
+  char fraction[16];
+  std::snprintf(fraction, sizeof(fraction), ".%06llu",
+                static_cast<unsigned long long>(micros % 1000000));
+  text.insert(text.size() - 1, fraction);
+  return text;
+}
+
+std::string FormatAge(uint64_t micros) {
+  const uint64_t s = micros / 1000000;
+  const auto two = [](uint64_t a, const char* ua, uint64_t b, const char* ub) {
+    std::string out = std::to_string(a) + ua;
+    if (b != 0) out += " " + std::to_string(b) + ub;
+    return out;
+  };
+  if (s < 60) return std::to_string(s) + "s";
+  if (s < 3600) return two(s / 60, "m", s % 60, "s");
+  if (s < 86400) return two(s / 3600, "h", s / 60 % 60, "m");
+  return two(s / 86400, "d", s / 3600 % 24, "h");
+}
+
+uint64_t NowUnixMicros() {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(
+          std::chrono::system_clock::now().time_since_epoch())
+          .count());
 }
 
 }  // namespace coffer::cli

@@ -1,8 +1,8 @@
 // Copyright (c) Coffer authors.
 //
-// Helpers shared by the `coffer` subcommands: the --data/--key-file options,
-// opening a cluster, SIZE and number arguments, one-line error reports and
-// JSON output.
+// Helpers shared by the `coffer` subcommands: the --data and master-key
+// options, opening a cluster, SIZE and number arguments, one-line error reports
+// and JSON output.
 //
 // Exit codes of every command: 0 success, 1 the operation failed, 2 usage
 // error (reported by CLI11 before any command runs).
@@ -18,6 +18,7 @@
 #include <string_view>
 
 #include "coffer/cluster.h"
+#include "coffer/key_provider.h"
 #include "coffer/status.h"
 
 namespace coffer::cli {
@@ -43,18 +44,27 @@ int HandleParseError(const CLI::App& app, const CLI::ParseError& e);
 
 struct ClusterArgs {
   std::string data;
-  std::string key_file;
+  std::string key_file;        // one master key file, or
+  std::string key_dir;         // a directory of DIR/<id>.key master keys
+  std::string default_key_id;  // with key_dir: the cluster's key id
 };
 
-// Adds the required --data and --key-file options (or COFFER_DATA and
-// COFFER_KEY_FILE from the environment).
+// Adds the required --data option and the master key: --key-file, or
+// --key-dir with --default-key-id (or COFFER_DATA, COFFER_KEY_FILE and
+// COFFER_KEY_DIR from the environment). Exactly one of --key-file and
+// --key-dir must be given; otherwise parsing fails with a usage error.
 void AddClusterArgs(CLI::App* cmd, ClusterArgs* args);
+
+// The key provider args name: NewFileKeyProvider(key_file), or
+// NewDirectoryKeyProvider(key_dir, default_key_id).
+Status OpenKeyProvider(const ClusterArgs& args,
+                       std::shared_ptr<KeyProvider>* keys);
 
 // Run-time options for a cluster opened by the tool; principal is the OS
 // user.
 OpenOptions ToolOpenOptions();
 
-// Opens the cluster in args.data with the master key in args.key_file.
+// Opens the cluster in args.data with the keys of OpenKeyProvider(args).
 Status OpenCluster(const ClusterArgs& args, std::unique_ptr<Cluster>* cluster);
 
 // Checks a SIZE argument with coffer::ParseSize and rewrites it as a byte
@@ -90,10 +100,19 @@ class JsonObject {
   std::string body_;
 };
 
+// Prints "label:" padded to 16 columns, then value and a newline.
+void PrintField(std::string_view label, std::string_view value);
+
 // "65536 (64.0 KiB)"-style rendering of a byte count.
 std::string FormatBytes(uint64_t bytes);
 // "2024-05-01T12:00:00Z" for a time in microseconds since the Unix epoch.
 std::string FormatUnixMicros(uint64_t micros);
+// "2024-05-01T12:00:00.123456Z": the same with the microseconds.
+std::string FormatUnixMicrosExact(uint64_t micros);
+// "45s", "12m", "3h 5m", "2d 4h": a duration in microseconds, roughly.
+std::string FormatAge(uint64_t micros);
+// Microseconds since the Unix epoch, now.
+uint64_t NowUnixMicros();
 
 }  // namespace coffer::cli
 

@@ -1,7 +1,7 @@
 // Copyright (c) Coffer authors.
 //
-// `coffer`: administer a Coffer cluster, read and write tenant data, and run
-// the demo.
+// `coffer`: administer a Coffer cluster and its keys, read and write tenant
+// data, inspect the audit trail, and run the demo.
 
 #include "tools/cli_common.h"
 #include "tools/commands.h"
@@ -16,12 +16,14 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.footer(
       "Exit status: 0 on success, 1 when the operation failed, 2 on a usage "
-      "error. --data and --key-file may be given as COFFER_DATA and "
-      "COFFER_KEY_FILE.");
+      "error. --data, --key-file and --key-dir may be given as COFFER_DATA, "
+      "COFFER_KEY_FILE and COFFER_KEY_DIR.");
 
   coffer::cli::Runner run;
   coffer::cli::RegisterClusterCommands(&app, &run);
   coffer::cli::RegisterDataCommands(&app, &run);
+  coffer::cli::RegisterKeyCommands(&app, &run);
+  coffer::cli::RegisterAuditCommands(&app, &run);
   coffer::cli::RegisterDemoCommand(&app, &run);
   try {
     app.parse(argc, argv);

@@ -15,6 +15,10 @@ namespace coffer::cli {
 void RegisterClusterCommands(CLI::App* app, Runner* run);
 // put, get, delete, scan.
 void RegisterDataCommands(CLI::App* app, Runner* run);
+// key rotate-master|rotate|revoke|restore|status.
+void RegisterKeyCommands(CLI::App* app, Runner* run);
+// audit show|verify.
+void RegisterAuditCommands(CLI::App* app, Runner* run);
 // demo.
 void RegisterDemoCommand(CLI::App* app, Runner* run);
 

@@ -3,7 +3,8 @@
 // `coffer demo`: shows, with real checks, what Coffer promises. It creates a
 // cluster with three tenants in a scratch directory, writes and reads through
 // the library API, and checks tenant isolation, quotas, encryption at rest
-// (no plaintext in any file), the wrong-key refusal and the directory lock.
+// (no plaintext in any file), the wrong-key refusal, the directory lock, the
+// key lifecycle (rekey, master-key rotation, revocation) and the audit trail.
 
 #include <fcntl.h>
 #include <spawn.h>
@@ -11,9 +12,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <random>
@@ -84,6 +87,7 @@ class Demo {
       : root_(std::move(root)),
         data_dir_(root_ + "/data"),
         key_file_(root_ + "/keys/master.key"),
+        new_key_file_(root_ + "/keys/master-2.key"),
         rng_(std::random_device()()) {}
 
   // Runs the steps in order; stops at the first that fails. Closes the
@@ -92,7 +96,9 @@ class Demo {
     const bool passed = GenerateKey() && CreateCluster() && CreateTenants() &&
                         WriteAndRead() && CheckIsolation() && CheckQuota() &&
                         FlushAndCompact() && CheckNoPlaintext() &&
-                        CheckWrongKey() && CheckBusy() && FinalScan();
+                        CheckWrongKey() && CheckBusy() && RekeyTenant() &&
+                        RotateMasterKey() && RevokeTenant() && ShowAudit() &&
+                        TamperAudit() && FinalScan();
     cluster_.reset();
     return passed;
   }
@@ -141,6 +147,25 @@ class Demo {
   bool GetTenant(const std::string& id, std::unique_ptr<Tenant>* tenant) {
     Status s = cluster_->GetTenant(id, tenant);
     return s.ok() || Failed("open tenant " + id, s);
+  }
+
+  // Reads back every record written to `ids`; counts those unchanged.
+  bool ReadBack(const std::vector<std::string>& ids, size_t* intact,
+                size_t* total) {
+    *intact = 0;
+    *total = 0;
+    for (const std::string& id : ids) {
+      std::unique_ptr<Tenant> tenant;
+      if (!GetTenant(id, &tenant)) return false;
+      for (const auto& [key, value] : records_[id]) {
+        std::string read;
+        ++*total;
+        if (tenant->Get(ReadOptions(), key, &read).ok() && read == value) {
+          ++*intact;
+        }
+      }
+    }
+    return true;
   }
 
   bool GenerateKey() {
@@ -424,16 +449,9 @@ class Demo {
     if (!s.ok()) return Failed("reopen with the right key", s);
     size_t intact = 0;
     size_t total = 0;
-    for (const char* id : kTenants) {
-      std::unique_ptr<Tenant> tenant;
-      if (!GetTenant(id, &tenant)) return false;
-      for (const auto& [key, value] : records_[id]) {
-        std::string read;
-        ++total;
-        if (tenant->Get(ReadOptions(), key, &read).ok() && read == value) {
-          ++intact;
-        }
-      }
+    if (!ReadBack({std::begin(kTenants), std::end(kTenants)}, &intact,
+                  &total)) {
+      return false;
     }
     Note("with the right key -> OK; " + std::to_string(intact) + " of " +
          std::to_string(total) + " records intact");
@@ -455,6 +473,215 @@ class Demo {
     return true;
   }
 
+  // "v1: 12 files, v2: 0 files"
+  static std::string Versions(const TenantKeyStatus& status) {
+    std::string out;
+    for (const KeyVersionInfo& v : status.versions) {
+      out += (out.empty() ? "v" : ", v") + std::to_string(v.version) + ": " +
+             std::to_string(v.files) + " files";
+    }
+    return out;
+  }
+
+  bool RekeyTenant() {
+    Step("Rotate acme's data key and rewrite all its files (rekey)");
+    TenantKeyStatus before;
+    Status s = cluster_->GetKeyStatus("acme", &before);
+    if (!s.ok()) return Failed("key status of acme", s);
+    Note("before: current version " + std::to_string(before.current_version) +
+         "; " + Versions(before));
+    KeyRotationReport report;
+    s = cluster_->RotateTenantKey("acme", /*rekey=*/true, &report);
+    if (!s.ok()) return Failed("rotate acme's data key", s);
+    std::string retired;
+    for (uint32_t v : report.versions_retired) {
+      retired += (retired.empty() ? "v" : ", v") + std::to_string(v);
+    }
+    Note("RotateTenantKey(acme, rekey) -> version " +
+         std::to_string(report.new_version) + " in " +
+         std::to_string(report.micros / 1000) + " ms; retired (destroyed) " +
+         (retired.empty() ? "none" : retired));
+    TenantKeyStatus after;
+    s = cluster_->GetKeyStatus("acme", &after);
+    if (!s.ok()) return Failed("key status of acme", s);
+    Note("after: current version " + std::to_string(after.current_version) +
+         "; " + Versions(after));
+    for (const KeyVersionInfo& v : before.versions) {
+      if (std::find(report.versions_retired.begin(),
+                    report.versions_retired.end(),
+                    v.version) == report.versions_retired.end()) {
+        return Failed("version " + std::to_string(v.version) + " not retired");
+      }
+    }
+    if (!report.rekeyed || report.new_version <= before.current_version ||
+        after.versions.size() != 1 ||
+        after.versions[0].version != report.new_version ||
+        after.versions[0].files == 0) {
+      return Failed("acme's files are not all on the new version");
+    }
+    size_t intact = 0;
+    size_t total = 0;
+    if (!ReadBack({"acme"}, &intact, &total)) return false;
+    Note("acme: " + std::to_string(intact) + " of " + std::to_string(total) +
+         " records intact");
+    if (intact != total) return Failed("records lost or changed by the rekey");
+    return true;
+  }
+
+  bool RotateMasterKey() {
+    Step("Rotate the master key to a second key file");
+    std::shared_ptr<KeyProvider> new_keys;
+    Status s = GenerateKeyFile(new_key_file_);
+    if (s.ok()) s = NewFileKeyProvider(new_key_file_, &new_keys);
+    if (!s.ok()) return Failed("generate " + new_key_file_, s);
+    cluster_.reset();
+    s = Open(NewCompositeKeyProvider({keys_, new_keys}));
+    if (!s.ok()) return Failed("open with the old and the new key", s);
+    MasterRotationReport report;
+    s = cluster_->RotateMasterKey(new_keys->DefaultKeyId(), &report);
+    if (!s.ok()) return Failed("rotate the master key", s);
+    Note("RotateMasterKey: " + report.from_key_id + " -> " + report.to_key_id +
+         ", " + std::to_string(report.tenants_rewrapped) +
+         " tenants re-wrapped in " + std::to_string(report.micros / 1000) +
+         " ms, no data rewritten");
+    if (report.tenants_rewrapped != std::size(kTenants)) {
+      return Failed("not every tenant was re-wrapped");
+    }
+    cluster_.reset();
+    s = Open(keys_);
+    Note("open with the old key alone (" + key_file_ + ") -> " + s.ToString());
+    if (!s.IsWrongKey()) return Failed("expected WrongKey");
+    s = Open(new_keys);
+    if (!s.ok()) return Failed("open with the new key", s);
+    keys_ = new_keys;
+    size_t intact = 0;
+    size_t total = 0;
+    if (!ReadBack({std::begin(kTenants), std::end(kTenants)}, &intact,
+                  &total)) {
+      return false;
+    }
+    Note("open with the new key (" + new_key_file_ + ") -> OK; " +
+         std::to_string(intact) + " of " + std::to_string(total) +
+         " records intact");
+    if (intact != total) return Failed("records lost or changed");
+    return true;
+  }
+
+  bool RevokeTenant() {
+    Step("Revoke globex's key, then restore it");
+    Status s = cluster_->RevokeTenantKey("globex", "demo: suspected leak");
+    if (!s.ok()) return Failed("revoke globex", s);
+    std::unique_ptr<Tenant> globex;
+    std::string value;
+    s = cluster_->GetTenant("globex", &globex);
+    if (s.ok()) s = globex->Get(ReadOptions(), kSharedKey, &value);
+    globex.reset();
+    Note("globex: Get('" + std::string(kSharedKey) + "') -> " + s.ToString());
+    if (!s.IsKeyRevoked()) return Failed("expected KeyRevoked");
+    TenantKeyStatus status;
+    s = cluster_->GetKeyStatus("globex", &status);
+    if (!s.ok()) return Failed("key status of globex", s);
+    Note("globex key status: revoked " +
+         std::string(status.revoked ? "yes" : "no") + ", reason '" +
+         status.revoke_reason + "'");
+    if (!status.revoked) return Failed("globex is not shown revoked");
+    std::unique_ptr<Tenant> acme;
+    if (!GetTenant("acme", &acme)) return false;
+    const std::string other = SecretValue("acme during the revocation ", 16);
+    s = acme->Put(WriteOptions(), "during-revocation", other);
+    if (s.ok()) s = acme->Get(ReadOptions(), "during-revocation", &value);
+    Note("acme is unaffected: Put + Get -> " + s.ToString());
+    if (!s.ok() || value != other) return Failed("acme read/write", s);
+    records_["acme"]["during-revocation"] = other;
+    s = cluster_->RestoreTenantKey("globex");
+    if (!s.ok()) return Failed("restore globex", s);
+    size_t intact = 0;
+    size_t total = 0;
+    if (!ReadBack({"globex"}, &intact, &total)) return false;
+    Note("restored: globex reads " + std::to_string(intact) + " of " +
+         std::to_string(total) + " records intact");
+    if (intact != total) return Failed("records lost or changed");
+    return true;
+  }
+
+  bool ShowAudit() {
+    constexpr size_t kShown = 8;
+    Step("Show the audit trail and verify its HMAC chain");
+    std::vector<AuditEntry> entries;
+    Status s = cluster_->ReadAudit(0, &entries);
+    if (!s.ok()) return Failed("read the audit trail", s);
+    Note(std::to_string(entries.size()) + " entries; the last " +
+         std::to_string(std::min(kShown, entries.size())) + ":");
+    for (size_t i = entries.size() - std::min(kShown, entries.size());
+         i < entries.size(); ++i) {
+      const AuditEntry& e = entries[i];
+      char line[256];
+      std::snprintf(
+          line, sizeof(line), "  #%-3llu %-8s %-18s %-15s %s",
+          static_cast<unsigned long long>(e.seq),
+          EscapeForLine(e.actor).c_str(), EscapeForLine(e.action).c_str(),
+          EscapeForLine(e.target).c_str(), EscapeForLine(e.outcome).c_str());
+      Note(line);
+    }
+    for (const char* action :
+         {"tenant.create", "key.rekey", "key.rotate_master", "key.revoke",
+          "key.restore"}) {
+      if (std::none_of(
+              entries.begin(), entries.end(),
+              [&](const AuditEntry& e) { return e.action == action; })) {
+        return Failed("no " + std::string(action) +
+                      " entry in the audit trail");
+      }
+    }
+    AuditVerification v;
+    s = cluster_->VerifyAudit(&v);
+    Note("VerifyAudit -> " + s.ToString() + ": " + std::to_string(v.entries) +
+         " entries, head #" + std::to_string(v.head_seq) + ", " +
+         std::to_string(v.unauthenticated) +
+         " unauthenticated (the wrong-key opens)");
+    if (!s.ok()) return Failed("verify the audit trail", s);
+    if (v.entries < entries.size()) return Failed("entries missing");
+    return true;
+  }
+
+  // Overwrites the byte at `offset` of `path` in place.
+  static bool PokeByte(const std::string& path, size_t offset, char byte) {
+    std::fstream file(path, std::ios::in | std::ios::out | std::ios::binary);
+    file.seekp(static_cast<std::streamoff>(offset));
+    file.put(byte);
+    file.flush();
+    return file.good();
+  }
+
+  bool TamperAudit() {
+    Step("Edit one byte of the audit log, then put it back");
+    const std::string path = data_dir_ + "/AUDIT";
+    std::ifstream in(path, std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)),
+                            std::istreambuf_iterator<char>());
+    const std::string field = "\"action\":\"key.revoke\"";
+    const size_t at = bytes.find(field);
+    if (at == std::string::npos)
+      return Failed("no key.revoke entry in " + path);
+    const size_t offset = at + field.find("revoke");
+    if (!PokeByte(path, offset, 'R')) return Failed("cannot write " + path);
+    Note("changed byte " + std::to_string(offset) +
+         " of AUDIT: action key.revoke -> key.Revoke");
+    AuditVerification v;
+    Status s = cluster_->VerifyAudit(&v);
+    Note("VerifyAudit -> " + s.ToString());
+    const bool detected = s.IsCorruption();
+    if (!PokeByte(path, offset, bytes[offset])) {
+      return Failed("cannot restore " + path);
+    }
+    if (!detected) return Failed("expected Corruption");
+    s = cluster_->VerifyAudit(&v);
+    Note("byte restored: VerifyAudit -> " + s.ToString() + ", " +
+         std::to_string(v.entries) + " entries");
+    if (!s.ok()) return Failed("verify the restored audit trail", s);
+    return true;
+  }
+
   bool FinalScan() {
     Step("Search for plaintext again after all of the above");
     return ScanClosed("cluster closed");
@@ -463,6 +690,7 @@ class Demo {
   const std::string root_;
   const std::string data_dir_;
   const std::string key_file_;
+  const std::string new_key_file_;  // the master key after the rotation
   std::mt19937_64 rng_;
   std::shared_ptr<KeyProvider> keys_;
   std::unique_ptr<Cluster> cluster_;
@@ -507,8 +735,10 @@ void RegisterDemoCommand(CLI::App* app, Runner* run) {
       "data, and checks tenant isolation, a tenant quota, that no file under "
       "the data directory holds any key or value in plaintext, that a wrong "
       "master key is refused and that a second process cannot open the "
-      "directory. Exits 0 only if every check passes. The scratch directory "
-      "is removed afterwards unless --dir names it.");
+      "directory. Then rekeys a tenant, rotates the master key, revokes and "
+      "restores a tenant's key, and shows that the audit trail records it "
+      "all and detects an edited byte. Exits 0 only if every check passes. "
+      "The scratch directory is removed afterwards unless --dir names it.");
   cmd->add_option("--dir", *dir,
                   "Run in this empty or new directory and keep it")
       ->type_name("DIR");
@@ -537,7 +767,7 @@ void RegisterDemoCommand(CLI::App* app, Runner* run) {
         std::printf("Removed %s.\n", root.c_str());
       }
     } else {
-      std::printf("Kept %s (data in data/, master key in keys/master.key).\n",
+      std::printf("Kept %s (data in data/, master keys in keys/).\n",
                   root.c_str());
     }
     std::fflush(stdout);

@@ -228,7 +228,8 @@ Status Catalog::LoadTenant(const std::string& id,
 
 Status Catalog::LoadTenants(
     std::map<std::string, catalogpb::TenantBody>* tenants,
-    std::map<std::string, Status>* corrupt) const {
+    std::map<std::string, Status>* corrupt,
+    std::vector<std::string>* orphans) const {
   const std::string root = dir_ + "/" + kTenantsDir;
   DIR* d = ::opendir(root.c_str());
   if (d == nullptr) {
@@ -244,7 +245,12 @@ Status Catalog::LoadTenants(
   for (const std::string& id : names) {
     catalogpb::TenantBody body;
     Status s = LoadTenant(id, &body);
-    if (s.IsNotFound()) continue;  // left by a create that crashed early
+    if (s.IsNotFound()) {
+      // No record: left by a create or drop that crashed, or the record was
+      // deleted. Either way no key for anything in it exists any more.
+      if (orphans != nullptr) orphans->push_back(id);
+      continue;
+    }
     if (!s.ok()) {
       (*corrupt)[id] = s;
       continue;

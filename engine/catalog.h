@@ -69,9 +69,11 @@ class Catalog {
   Status FinishMasterRotation();
 
   // Reads every tenant record. Records that fail to verify are left on disk
-  // untouched and reported in *corrupt as (tenant id, error).
+  // untouched and reported in *corrupt as (tenant id, error); directories
+  // without a record are listed in *orphans.
   Status LoadTenants(std::map<std::string, catalogpb::TenantBody>* tenants,
-                     std::map<std::string, Status>* corrupt) const;
+                     std::map<std::string, Status>* corrupt,
+                     std::vector<std::string>* orphans) const;
   Status LoadTenant(const std::string& id, catalogpb::TenantBody* body) const;
   // Creates DIR/tenants/<id>/ if needed and replaces its record.
   Status SaveTenant(const catalogpb::TenantBody& body);

@@ -150,8 +150,19 @@ Status ClusterImpl::Init(const std::string& dir, const ClusterOptions* create,
   cluster_quota_ = catalog_->cluster().cluster_quota();
 
   std::map<std::string, catalogpb::TenantBody> bodies;
-  s = catalog_->LoadTenants(&bodies, &corrupt_);
+  std::vector<std::string> orphans;
+  s = catalog_->LoadTenants(&bodies, &corrupt_, &orphans);
   if (!s.ok()) return s;
+  for (const std::string& id : orphans) {
+    // Nothing in a directory without a record can be decrypted (its keys
+    // lived only in the record): finish the crashed create or drop.
+    DropReport removed;
+    s = RemoveTenantFiles(id, &removed);
+    Status a = Audit("tenant.cleanup", TenantTarget(id), s,
+                     "directory without a tenant record removed, " +
+                         std::to_string(removed.files_removed) + " files");
+    if (!a.ok()) return a;
+  }
   for (auto& [id, body] : bodies) {
     if (body.state() == catalogpb::TenantBody::DROPPING) {
       // A drop that crashed after destroying the keys: finish it.
@@ -388,7 +399,11 @@ Status ClusterImpl::RemoveTenantFiles(const std::string& id,
       report->bytes_removed += size;
     }
   }
-  fs::remove_all(dir, ec);
+  // Then the (now empty) database directories, the record, the directory.
+  fs::remove_all(catalog_->TenantDbDir(id), ec);
+  if (!ec) fs::remove(record + ".tmp", ec);
+  if (!ec) fs::remove(record, ec);
+  if (!ec) fs::remove_all(dir, ec);
   if (ec) return Status::IOError("cannot remove " + dir + ": " + ec.message());
   return SyncDir(dir_ + "/" + kTenantsDir);
 }

@@ -217,9 +217,15 @@ Status ClusterImpl::DoRotateTenantKey(std::string_view id, bool rekey,
     body.set_current_key_version(version);
     s = catalog_->SaveTenant(body);
     if (!s.ok()) return s;
-    std::lock_guard<std::mutex> slot_lock(slot->mu);
-    slot->body = body;
-    if (auto db = slot->live.lock()) db->keyring()->Add(version, dek, true);
+    // The open instance (if any) learns the key too. Its last reference may
+    // be released here, which closes it: never while holding slot->mu.
+    std::shared_ptr<TenantDb> live;
+    {
+      std::lock_guard<std::mutex> slot_lock(slot->mu);
+      slot->body = body;
+      live = slot->live.lock();
+    }
+    if (live != nullptr) live->keyring()->Add(version, dek, true);
     r->new_version = version;
   }
   Status s;
@@ -324,10 +330,14 @@ Status ClusterImpl::RetireUnusedVersions(const std::shared_ptr<TenantSlot>& slot
     retired->clear();
     return s;
   }
-  std::lock_guard<std::mutex> slot_lock(slot->mu);
-  slot->body = kept;
-  if (auto db = slot->live.lock()) {
-    for (uint32_t v : *retired) db->keyring()->Remove(v);
+  std::shared_ptr<TenantDb> live;
+  {
+    std::lock_guard<std::mutex> slot_lock(slot->mu);
+    slot->body = kept;
+    live = slot->live.lock();
+  }
+  if (live != nullptr) {
+    for (uint32_t v : *retired) live->keyring()->Remove(v);
   }
   return Status::OK();
 }

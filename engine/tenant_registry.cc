@@ -12,6 +12,34 @@ TenantRegistry::TenantRegistry(size_t max_open, Opener opener)
 
 TenantRegistry::~TenantRegistry() { CloseAll(); }
 
+Status TenantRegistry::OpenInstanceLocked(
+    const std::shared_ptr<TenantSlot>& slot,
+    std::unique_lock<std::mutex>& lock) {
+  // The previous instance may be mid-close on another thread (its last
+  // reference just went): RocksDB allows one instance per directory.
+  slot->cv.wait(lock, [&] { return slot->instances == 0; });
+  std::shared_ptr<TenantDb> opened;
+  Status s = opener_(*slot, &opened);
+  if (!s.ok()) return s;
+  slot->instances++;
+  opens_.fetch_add(1);
+  std::weak_ptr<TenantSlot> weak = slot;
+  TenantDb* raw = opened.get();
+  // Closing happens in this deleter, on whichever thread lets go last; the
+  // slot hears when it is done.
+  slot->db = std::shared_ptr<TenantDb>(
+      raw, [instance = std::move(opened), weak](TenantDb*) mutable {
+        instance.reset();
+        if (auto s = weak.lock()) {
+          std::lock_guard<std::mutex> guard(s->mu);
+          s->instances--;
+          s->cv.notify_all();
+        }
+      });
+  slot->live = slot->db;
+  return Status::OK();
+}
+
 Status TenantRegistry::Pin(const std::shared_ptr<TenantSlot>& slot,
                            std::shared_ptr<TenantDb>* db) {
   bool opened = false;
@@ -31,10 +59,8 @@ Status TenantRegistry::Pin(const std::shared_ptr<TenantSlot>& slot,
       // RocksDB would refuse a second instance on the same directory.
       slot->db = slot->live.lock();
       if (slot->db == nullptr) {
-        Status s = opener_(*slot, &slot->db);
+        Status s = OpenInstanceLocked(slot, lock);
         if (!s.ok()) return s;
-        slot->live = slot->db;
-        opens_.fetch_add(1);
       }
       opened = true;
     }
@@ -150,12 +176,8 @@ Status TenantRegistry::Reopen(const std::shared_ptr<TenantSlot>& slot,
   }
   db.reset();  // closes the database
   {
-    std::lock_guard<std::mutex> lock(slot->mu);
-    s = opener_(*slot, &slot->db);
-    if (s.ok()) {
-      slot->live = slot->db;
-      opens_.fetch_add(1);
-    }
+    std::unique_lock<std::mutex> lock(slot->mu);
+    s = OpenInstanceLocked(slot, lock);
   }
   if (s.ok()) {
     std::lock_guard<std::mutex> lock(mu_);

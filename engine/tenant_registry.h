@@ -36,8 +36,9 @@ struct TenantSlot {
   std::shared_ptr<TenantDb> db;   // guarded by mu; null while closed
   std::weak_ptr<TenantDb> live;   // guarded by mu; the last instance opened
   catalogpb::TenantBody body;     // guarded by mu; the catalog record
-  std::condition_variable cv;     // signalled when reopening ends
+  std::condition_variable cv;     // signalled when reopening or a close ends
   bool reopening = false;         // guarded by mu; pins wait meanwhile
+  int instances = 0;              // guarded by mu; open or still closing
   std::atomic<bool> dropped{false};
   // Revoked keys (persisted in the record) or a master key that became
   // unavailable: the tenant is offline, every call fails with KeyRevoked.
@@ -94,6 +95,10 @@ class TenantRegistry {
   // open; never closes `keep`.
   void EvictIdle(const TenantSlot* keep);
   void Forget(const std::shared_ptr<TenantSlot>& slot);
+  // Opens a new instance into slot->db once no older one is still closing.
+  // REQUIRES: `lock` holds slot->mu.
+  Status OpenInstanceLocked(const std::shared_ptr<TenantSlot>& slot,
+                            std::unique_lock<std::mutex>& lock);
   // Takes the slot's live instance out of service and waits up to `wait` for
   // other references to go; on timeout puts it back and returns Busy.
   Status TakeIdle(const std::shared_ptr<TenantSlot>& slot,

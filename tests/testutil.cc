@@ -23,7 +23,8 @@ namespace fs = std::filesystem;
 
 TempDir::TempDir() {
   const char* base = std::getenv("TMPDIR");
-  std::string templ = std::string(base && *base ? base : "/tmp") + "/coffer-test-XXXXXX";
+  std::string templ =
+      std::string(base && *base ? base : "/tmp") + "/coffer-test-XXXXXX";
   char* made = mkdtemp(templ.data());
   if (made == nullptr) std::abort();
   path_ = made;
@@ -124,9 +125,14 @@ FileTree ReadTree(const std::string& dir) {
   return tree;
 }
 
-std::string DiffTrees(const FileTree& before, const FileTree& after) {
+std::string DiffTrees(const FileTree& before, const FileTree& after,
+                      const std::vector<std::string>& ignore) {
+  auto ignored = [&](const std::string& path) {
+    return std::find(ignore.begin(), ignore.end(), path) != ignore.end();
+  };
   std::ostringstream out;
   for (const auto& [path, bytes] : before) {
+    if (ignored(path)) continue;
     auto it = after.find(path);
     if (it == after.end()) {
       out << "removed: " << path << "\n";
@@ -136,9 +142,21 @@ std::string DiffTrees(const FileTree& before, const FileTree& after) {
     }
   }
   for (const auto& [path, bytes] : after) {
-    if (before.count(path) == 0) out << "added: " << path << "\n";
+    if (!ignored(path) && before.count(path) == 0)
+      out << "added: " << path << "\n";
   }
   return out.str();
+}
+
+std::vector<std::string> Without(std::vector<std::string> tree,
+                                 const std::vector<std::string>& remove) {
+  tree.erase(std::remove_if(tree.begin(), tree.end(),
+                            [&](const std::string& path) {
+                              return std::find(remove.begin(), remove.end(),
+                                               path) != remove.end();
+                            }),
+             tree.end());
+  return tree;
 }
 
 int CountOpenFds() {

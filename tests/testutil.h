@@ -20,15 +20,15 @@
 namespace coffer::test {
 
 // ASSERT_OK(s) prints the status on failure.
-#define ASSERT_OK(expr)                                          \
-  do {                                                           \
-    const ::coffer::Status _s = (expr);                          \
-    ASSERT_TRUE(_s.ok()) << #expr << " -> " << _s.ToString();    \
+#define ASSERT_OK(expr)                                       \
+  do {                                                        \
+    const ::coffer::Status _s = (expr);                       \
+    ASSERT_TRUE(_s.ok()) << #expr << " -> " << _s.ToString(); \
   } while (0)
-#define EXPECT_OK(expr)                                          \
-  do {                                                           \
-    const ::coffer::Status _s = (expr);                          \
-    EXPECT_TRUE(_s.ok()) << #expr << " -> " << _s.ToString();    \
+#define EXPECT_OK(expr)                                       \
+  do {                                                        \
+    const ::coffer::Status _s = (expr);                       \
+    EXPECT_TRUE(_s.ok()) << #expr << " -> " << _s.ToString(); \
   } while (0)
 
 // A fresh directory under $TMPDIR (or /tmp), removed with its contents when
@@ -78,19 +78,31 @@ using FileTree = std::map<std::string, std::string>;
 FileTree ReadTree(const std::string& dir);
 
 // Human-readable differences between two trees; empty when identical.
-std::string DiffTrees(const FileTree& before, const FileTree& after);
+// Paths in `ignore` (relative, e.g. "AUDIT") are not compared.
+std::string DiffTrees(const FileTree& before, const FileTree& after,
+                      const std::vector<std::string>& ignore = {});
+
+// The audit trail's files directly under a data dir (include/coffer/audit.h):
+// DATA/AUDIT, its verified head and events recorded without the master key.
+inline const std::vector<std::string> kAuditFiles = {"AUDIT", "AUDIT.head",
+                                                     "AUDIT.pending"};
+
+// `tree` (from ListTreeRecursive) without the entries in `remove`.
+std::vector<std::string> Without(std::vector<std::string> tree,
+                                 const std::vector<std::string>& remove);
 
 // Number of file descriptors this process holds open.
 int CountOpenFds();
 
-// ---- clusters and tenants -------------------------------------------------------
+// ---- clusters and tenants ---------------------------------------------------
 
 // Loads the key file at `path`; adds a test failure (and returns null) if it
 // cannot.
 std::shared_ptr<KeyProvider> LoadKeys(const std::string& path);
 
 // Valid identity for a test cluster with the given limits.
-ClusterOptions TestClusterOptions(const ClusterLimits& limits = ClusterLimits());
+ClusterOptions TestClusterOptions(
+    const ClusterLimits& limits = ClusterLimits());
 
 // The value of `key`, "NOT_FOUND", or the status of the failed read.
 std::string GetValue(Tenant* tenant, std::string_view key,

@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   coffer::cli::RegisterDataCommands(&app, &run);
   coffer::cli::RegisterKeyCommands(&app, &run);
   coffer::cli::RegisterAuditCommands(&app, &run);
+  coffer::cli::RegisterLdbCommand(&app, &run);
   coffer::cli::RegisterDemoCommand(&app, &run);
   try {
     app.parse(argc, argv);

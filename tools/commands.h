@@ -19,6 +19,8 @@ void RegisterDataCommands(CLI::App* app, Runner* run);
 void RegisterKeyCommands(CLI::App* app, Runner* run);
 // audit show|verify.
 void RegisterAuditCommands(CLI::App* app, Runner* run);
+// ldb: RocksDB's ldb on a tenant's encrypted files.
+void RegisterLdbCommand(CLI::App* app, Runner* run);
 // demo.
 void RegisterDemoCommand(CLI::App* app, Runner* run);
 

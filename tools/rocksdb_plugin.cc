@@ -5,9 +5,9 @@
 // (Debian's ldb, sst_dump, db_bench, linked against the same shared
 // librocksdb) can read and write a tenant's encrypted files:
 //
-//   COFFER_KEY_FILE=/etc/coffer/master.key \
-//   LD_PRELOAD=/usr/local/lib/libcoffer_rocksdb.so \
-//   ldb --fs_uri=coffer://acme@/var/lib/coffer \
+//   COFFER_KEY_FILE=/etc/coffer/master.key
+//   LD_PRELOAD=/usr/local/lib/libcoffer_rocksdb.so
+//   ldb --fs_uri=coffer://acme@/var/lib/coffer
 //       --db=/var/lib/coffer/tenants/acme/db scan
 //
 // The URI names the tenant and the data directory. The master key comes from

@@ -136,8 +136,10 @@ class Cluster {
                        std::unique_ptr<Cluster>* result);
 
   // Opens an existing cluster. NotFound if `dir` holds none; Busy if another
-  // process has it open; WrongKey if `keys` cannot unwrap its catalog (nothing
-  // is modified); Corruption if the catalog fails its checksum.
+  // process has it open; WrongKey if `keys` cannot unwrap its catalog
+  // (nothing is modified, except that the failed attempt is appended to
+  // DIR/AUDIT.pending for the audit trail); Corruption if the catalog fails
+  // its checksum.
   static Status Open(const std::string& dir, const OpenOptions& open_options,
                      std::shared_ptr<KeyProvider> keys,
                      std::unique_ptr<Cluster>* result);

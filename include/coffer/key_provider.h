@@ -38,9 +38,10 @@ class KeyProvider {
                       std::string_view aad, std::string* wrapped) = 0;
 
   // Reverses Wrap. Returns WrongKey when the blob was not wrapped by this key
-  // with this `aad` (wrong master key, wrong cluster or tenant, tampering);
-  // NotFound when the provider has no key `key_id`. The caller wipes
-  // *plaintext after use.
+  // with this `aad` (wrong master key, wrong cluster or tenant, tampering),
+  // and, for a provider that holds a single key, when `key_id` names another
+  // key; NotFound when a provider holding several keys has no key `key_id`.
+  // The caller wipes *plaintext after use.
   virtual Status Unwrap(std::string_view key_id, std::string_view wrapped,
                         std::string_view aad, std::string* plaintext) = 0;
 

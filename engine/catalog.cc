@@ -47,6 +47,7 @@ Status MakeDir(const std::string& path) {
 
 Status Catalog::Create(const std::string& dir, const ClusterOptions& options,
                        bool plaintext_for_benchmarks,
+                       bool rocksdb_ctr_for_benchmarks,
                        std::shared_ptr<KeyProvider> keys,
                        std::unique_ptr<Catalog>* result) {
   const std::string path = dir + "/" + kClusterFile;
@@ -77,6 +78,7 @@ Status Catalog::Create(const std::string& dir, const ClusterOptions& options,
   body.set_cluster_quota(options.limits.cluster_quota);
   body.set_created_unix_micros(NowMicros());
   body.set_plaintext_for_benchmarks(plaintext_for_benchmarks);
+  body.set_rocksdb_ctr_for_benchmarks(rocksdb_ctr_for_benchmarks);
   s = MakeDir(dir + "/" + kTenantsDir);
   if (s.ok()) s = c->SaveCluster(body);
   if (!s.ok()) return s;

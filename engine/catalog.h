@@ -44,6 +44,7 @@ class Catalog {
   // AlreadyExists if DIR/CLUSTER exists.
   static Status Create(const std::string& dir, const ClusterOptions& options,
                        bool plaintext_for_benchmarks,
+                       bool rocksdb_ctr_for_benchmarks,
                        std::shared_ptr<KeyProvider> keys,
                        std::unique_ptr<Catalog>* result);
 

@@ -121,7 +121,14 @@ Status ClusterImpl::Init(const std::string& dir, const ClusterOptions* create,
     principal_ = pw != nullptr ? pw->pw_name : "uid-" + std::to_string(::geteuid());
   }
   if (create != nullptr) {
+    if (open_options.plaintext_for_benchmarks &&
+        open_options.rocksdb_ctr_for_benchmarks) {
+      return Status::InvalidArgument(
+          "plaintext_for_benchmarks and rocksdb_ctr_for_benchmarks exclude "
+          "each other");
+    }
     s = Catalog::Create(dir, *create, open_options.plaintext_for_benchmarks,
+                        open_options.rocksdb_ctr_for_benchmarks,
                         keys_, &catalog_);
   } else {
     s = Catalog::Load(dir, keys_, &catalog_);
@@ -141,6 +148,13 @@ Status ClusterImpl::Init(const std::string& dir, const ClusterOptions* create,
     if (!s.ok()) return s;
   }
   encrypted_ = !catalog_->cluster().plaintext_for_benchmarks();
+  rocksdb_ctr_ = catalog_->cluster().rocksdb_ctr_for_benchmarks();
+  if (rocksdb_ctr_ != open_options.rocksdb_ctr_for_benchmarks) {
+    return Status::InvalidArgument(
+        "cluster in " + dir + " was created " +
+        (rocksdb_ctr_ ? "with" : "without") +
+        " the RocksDB CTR benchmark baseline; open it the same way");
+  }
   if (encrypted_ == open_options.plaintext_for_benchmarks) {
     return Status::InvalidArgument(
         "cluster in " + dir + " was created " +
@@ -234,7 +248,7 @@ Status ClusterImpl::OpenTenantDb(TenantSlot& slot,
   }
   std::unique_ptr<TenantDb> opened;
   Status s = TenantDb::Open(slot.id, catalog_->TenantDbDir(slot.id), keyring,
-                            *shared_, &opened);
+                            rocksdb_ctr_, *shared_, &opened);
   if (!s.ok()) return s;
   *db = std::move(opened);
   return Status::OK();

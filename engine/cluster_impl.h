@@ -106,6 +106,7 @@ class ClusterImpl final : public Cluster {
   std::unique_ptr<DirLock> lock_;
   std::shared_ptr<KeyProvider> keys_;
   bool encrypted_ = true;
+  bool rocksdb_ctr_ = false;  // benchmark baseline cipher
   std::unique_ptr<AuditLog> audit_;
   std::unique_ptr<SharedResources> shared_;
   std::unique_ptr<TenantRegistry> registry_;  // closes tenants before shared_

@@ -9,6 +9,7 @@
 
 #include <cstring>
 
+#include "engine/per_block_cipher.h"
 #include "rocksdb/env_encryption.h"
 #include "rocksdb/filter_policy.h"
 #include "rocksdb/listener.h"
@@ -106,15 +107,22 @@ Status FromRocks(const rocksdb::Status& s, const std::string& context) {
 }
 
 Status TenantDb::Open(const std::string& tenant_id, const std::string& db_dir,
-                      std::shared_ptr<Keyring> keyring,
+                      std::shared_ptr<Keyring> keyring, bool rocksdb_ctr,
                       const SharedResources& shared,
                       std::unique_ptr<TenantDb>* result) {
   std::unique_ptr<TenantDb> t(new TenantDb());
   t->tenant_id_ = tenant_id;
   t->keyring_ = std::move(keyring);
   if (t->keyring_ != nullptr) {
-    auto provider = std::make_shared<TenantEncryptionProvider>(
-        t->keyring_, "'" + tenant_id + "'");
+    std::shared_ptr<rocksdb::EncryptionProvider> provider;
+    SecretKey current;
+    if (rocksdb_ctr && t->keyring_->Get(t->keyring_->current(), &current)) {
+      provider = rocksdb::EncryptionProvider::NewCTRProvider(
+          NewPerBlockAesCipher(current));
+    } else {
+      provider = std::make_shared<TenantEncryptionProvider>(
+          t->keyring_, "'" + tenant_id + "'");
+    }
     t->fs_ = rocksdb::NewEncryptedFS(rocksdb::FileSystem::Default(), provider);
     if (t->fs_ == nullptr) {
       return Status::IOError("cannot create the encrypted file system of "

@@ -43,9 +43,10 @@ struct SharedResources {
 class TenantDb {
  public:
   // Opens (creating if missing) the database in `db_dir`. With a null
-  // keyring the files are plaintext (benchmarks only).
+  // keyring the files are plaintext; with `rocksdb_ctr` they are encrypted
+  // by RocksDB's CTR provider under the current key (benchmarks only).
   static Status Open(const std::string& tenant_id, const std::string& db_dir,
-                     std::shared_ptr<Keyring> keyring,
+                     std::shared_ptr<Keyring> keyring, bool rocksdb_ctr,
                      const SharedResources& shared,
                      std::unique_ptr<TenantDb>* result);
 

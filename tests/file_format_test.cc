@@ -84,3 +84,49 @@ TEST(FileFormatTest, EveryTenantFileIsEncryptedAtEveryStage) {
 
 }  // namespace
 }  // namespace coffer
+
+namespace coffer {
+namespace {
+
+// The benchmark baselines work and cannot be mixed up with real clusters.
+TEST(FileFormatTest, BenchmarkModesRoundTripAndRefuseMixing) {
+  test::TempDir dir;
+  const std::string key_file = dir.Sub("master.key");
+  test::WriteKeyFile(key_file);
+  std::shared_ptr<KeyProvider> keys;
+  ASSERT_OK(NewFileKeyProvider(key_file, &keys));
+  ClusterOptions o;
+  o.cluster_id = "c1";
+  o.region = "r1";
+  o.geography = "g1";
+  OpenOptions ctr;
+  ctr.rocksdb_ctr_for_benchmarks = true;
+  std::unique_ptr<Cluster> c;
+  ASSERT_OK(Cluster::Create(dir.Sub("data"), o, ctr, keys, &c));
+  ASSERT_OK(c->CreateTenant("t", TenantOptions()));
+  std::unique_ptr<Tenant> t;
+  ASSERT_OK(c->GetTenant("t", &t));
+  const std::string value = "baseline-" + test::RandomString(40);
+  for (int i = 0; i < 500; ++i) {
+    ASSERT_OK(t->Put(WriteOptions(), "k" + std::to_string(i), value));
+  }
+  ASSERT_OK(t->Flush());
+  t.reset();
+  c.reset();
+  EXPECT_EQ(std::vector<std::string>{},
+            test::FilesContaining(dir.Sub("data"), value));
+  EXPECT_TRUE(Cluster::Open(dir.Sub("data"), OpenOptions(), keys, &c)
+                  .IsInvalidArgument());
+  ASSERT_OK(Cluster::Open(dir.Sub("data"), ctr, keys, &c));
+  ASSERT_OK(c->GetTenant("t", &t));
+  std::string v;
+  ASSERT_OK(t->Get(ReadOptions(), "k499", &v));
+  EXPECT_EQ(value, v);
+  OpenOptions both = ctr;
+  both.plaintext_for_benchmarks = true;
+  EXPECT_TRUE(Cluster::Create(dir.Sub("other"), o, both, keys, &c)
+                  .IsInvalidArgument());
+}
+
+}  // namespace
+}  // namespace coffer

@@ -70,6 +70,11 @@ struct OpenOptions {
   // Benchmarking only: store tenant files in plaintext. Never use in
   // production; Cluster::Open refuses to mix modes on one directory.
   bool plaintext_for_benchmarks = false;
+  // Benchmarking only: encrypt tenant files with RocksDB's built-in CTR
+  // provider driving an OpenSSL AES block cipher one 16-byte block per call,
+  // the baseline Coffer's own cipher stream is compared with. Its IVs come
+  // from a clock-seeded LCG: never use it for real data. Same mixing rule.
+  bool rocksdb_ctr_for_benchmarks = false;
 };
 
 // Per-tenant settings at creation.

@@ -351,8 +351,11 @@ Status ClusterImpl::DoCreateTenant(std::string_view id,
     body.set_quota_overridden(true);
     body.set_quota(*options.quota);
   }
-  body.set_master_key_id(options.master_key_id.value_or(
-      catalog_->master_key_id()));
+  // During a master-key rotation new tenants already use the new key.
+  const std::string cluster_key = catalog_->rotating_to().empty()
+                                      ? catalog_->master_key_id()
+                                      : catalog_->rotating_to();
+  body.set_master_key_id(options.master_key_id.value_or(cluster_key));
   if (encrypted_ && !keys_->HasKey(body.master_key_id())) {
     return Status::NotFound("master key " + body.master_key_id() +
                             " is not available in the key provider");

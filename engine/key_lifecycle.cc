@@ -92,72 +92,91 @@ Status ClusterImpl::RotateMasterKey(const std::string& new_key_id,
 Status ClusterImpl::DoRotateMasterKey(const std::string& new_key_id,
                                       MasterRotationReport* r) {
   const auto start = std::chrono::steady_clock::now();
-  std::lock_guard<std::mutex> lock(mu_);
   *r = MasterRotationReport();
-  const std::string old_id = catalog_->master_key_id();
-  r->from_key_id = old_id;
-  r->to_key_id = new_key_id;
-  if (!encrypted_) return Status::NotSupported("cluster is in plaintext mode");
-  const std::string resuming = catalog_->rotating_to();
-  if (!resuming.empty() && resuming != new_key_id) {
-    return Status::InvalidArgument(
-        "a rotation to master key " + resuming +
-        " is under way; finish it with that key first");
-  }
-  if (new_key_id == old_id) {
-    // Already done (say, by a run that finished just before it was killed):
-    // succeed, so that retrying is always safe.
-    for (auto& [id, slot] : tenants_) {
-      std::lock_guard<std::mutex> slot_lock(slot->mu);
-      if (slot->body.master_key_id() != new_key_id) r->tenants_with_own_key++;
+  std::string old_id;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    old_id = catalog_->master_key_id();
+    r->from_key_id = old_id;
+    r->to_key_id = new_key_id;
+    if (!encrypted_) return Status::NotSupported("cluster is in plaintext mode");
+    const std::string resuming = catalog_->rotating_to();
+    if (!resuming.empty() && resuming != new_key_id) {
+      return Status::InvalidArgument(
+          "a rotation to master key " + resuming +
+          " is under way; finish it with that key first");
     }
-    return Status::OK();
-  }
-  if (!keys_->HasKey(new_key_id) || !keys_->HasKey(old_id)) {
-    return Status::InvalidArgument(
-        "master-key rotation needs both keys: open the cluster with a "
-        "provider holding " + old_id + " and " + new_key_id);
-  }
-  // 1. Both keys open the catalog.
-  Status s = catalog_->BeginMasterRotation(new_key_id);
-  if (!s.ok()) return s;
-  // 2. Every tenant on the cluster key moves to the new key, one atomic
-  //    record replacement each. Tenants stay open: their keys do not change.
-  for (auto& [id, slot] : tenants_) {
-    catalogpb::TenantBody body;
-    {
-      std::lock_guard<std::mutex> slot_lock(slot->mu);
-      body = slot->body;
-    }
-    if (body.master_key_id() == new_key_id) {
-      r->tenants_rewrapped++;  // done by an earlier, interrupted run
-      continue;
-    }
-    if (body.master_key_id() != old_id) {
-      r->tenants_with_own_key++;
-      continue;
-    }
-    for (catalogpb::DataKey& k : *body.mutable_keys()) {
-      SecretKey dek;
-      std::string wrapped;
-      s = catalog_->UnwrapDataKey(id, k.version(), old_id, k.wrapped(), &dek);
-      if (s.ok()) {
-        s = catalog_->WrapDataKey(id, k.version(), new_key_id, dek, &wrapped);
+    if (new_key_id == old_id) {
+      // Already done (say, by a run that finished just before it was
+      // killed): succeed, so that retrying is always safe.
+      for (auto& [id, slot] : tenants_) {
+        std::lock_guard<std::mutex> slot_lock(slot->mu);
+        if (slot->body.master_key_id() != new_key_id) r->tenants_with_own_key++;
       }
-      if (!s.ok()) return s;
-      k.set_wrapped(wrapped);
+      return Status::OK();
     }
-    body.set_master_key_id(new_key_id);
-    s = catalog_->SaveTenant(body);
+    if (!keys_->HasKey(new_key_id) || !keys_->HasKey(old_id)) {
+      return Status::InvalidArgument(
+          "master-key rotation needs both keys: open the cluster with a "
+          "provider holding " + old_id + " and " + new_key_id);
+    }
+    // 1. Both keys open the catalog; tenants created from now on use the
+    //    new key.
+    Status s = catalog_->BeginMasterRotation(new_key_id);
     if (!s.ok()) return s;
+  }
+  // 2. Every tenant on the old key moves to the new one, one atomic record
+  //    replacement each. mu_ is taken per tenant, so other administrative
+  //    calls interleave; tenants stay open (their data keys do not change).
+  for (;;) {
+    std::vector<std::shared_ptr<TenantSlot>> pending;
     {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (auto& [id, slot] : tenants_) {
+        std::lock_guard<std::mutex> slot_lock(slot->mu);
+        if (slot->body.master_key_id() == old_id) pending.push_back(slot);
+      }
+    }
+    if (pending.empty()) break;
+    for (const auto& slot : pending) {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (slot->dropped.load()) continue;
+      catalogpb::TenantBody body;
+      {
+        std::lock_guard<std::mutex> slot_lock(slot->mu);
+        body = slot->body;
+      }
+      if (body.master_key_id() != old_id) continue;
+      for (catalogpb::DataKey& k : *body.mutable_keys()) {
+        SecretKey dek;
+        std::string wrapped;
+        Status s = catalog_->UnwrapDataKey(slot->id, k.version(), old_id,
+                                           k.wrapped(), &dek);
+        if (s.ok()) {
+          s = catalog_->WrapDataKey(slot->id, k.version(), new_key_id, dek,
+                                    &wrapped);
+        }
+        if (!s.ok()) return s;
+        k.set_wrapped(wrapped);
+      }
+      body.set_master_key_id(new_key_id);
+      Status s = catalog_->SaveTenant(body);
+      if (!s.ok()) return s;
       std::lock_guard<std::mutex> slot_lock(slot->mu);
       slot->body = body;
     }
-    r->tenants_rewrapped++;
   }
   // 3. Only the new key opens the catalog.
-  s = catalog_->FinishMasterRotation();
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& [id, slot] : tenants_) {
+    std::lock_guard<std::mutex> slot_lock(slot->mu);
+    if (slot->body.master_key_id() == new_key_id) {
+      r->tenants_rewrapped++;
+    } else {
+      r->tenants_with_own_key++;
+    }
+  }
+  Status s = catalog_->FinishMasterRotation();
   r->micros = Since(start);
   return s;
 }

@@ -15,6 +15,7 @@
 #include <fstream>
 #include <iterator>
 #include <random>
+#include <sstream>
 #include <thread>
 
 #include "coffer/coffer.h"
@@ -300,11 +301,62 @@ TEST_F(KeyLifecycleTest, MasterRotationOnlineThenOldKeyIsUseless) {
   }
 }
 
-// A child process rotates the master key over many tenants and is killed at
-// a random point; whatever state it left, both keys together open every
-// tenant, a second rotation completes, and then the new key alone suffices.
+// ---- a child process that rotates the master key while writing -----------
+
+// Run in a re-executed copy of this test binary (a forked copy of a process
+// with RocksDB threads could deadlock). Writes keys to tenants t0..t4 from a
+// second thread, reporting each acknowledged key on the pipe, while the main
+// thread rotates the master key; then keeps writing until killed.
+std::atomic<int> acked_writes{0};
+
+[[noreturn]] void RotatingWriterChild() {
+  const std::string dir = std::getenv("COFFER_ROT_DIR");
+  const int fd = std::atoi(std::getenv("COFFER_ROT_FD"));
+  std::shared_ptr<KeyProvider> old_keys, new_keys;
+  if (!NewFileKeyProvider(std::getenv("COFFER_ROT_OLD"), &old_keys).ok() ||
+      !NewFileKeyProvider(std::getenv("COFFER_ROT_NEW"), &new_keys).ok()) {
+    _exit(3);
+  }
+  std::unique_ptr<Cluster> c;
+  if (!Cluster::Open(dir, OpenOptions(),
+                     NewCompositeKeyProvider({old_keys, new_keys}), &c)
+           .ok()) {
+    _exit(4);
+  }
+  std::vector<std::unique_ptr<Tenant>> tenants(5);
+  for (int i = 0; i < 5; ++i) {
+    if (!c->GetTenant("t" + std::to_string(i), &tenants[i]).ok()) _exit(5);
+  }
+  std::thread writer([&] {
+    for (int n = 0;; ++n) {
+      const std::string key = "w" + std::to_string(n);
+      if (!tenants[n % 5]->Put(WriteOptions(), key, "v" + key).ok()) _exit(6);
+      const std::string line = std::to_string(n % 5) + " " + key + "\n";
+      if (::write(fd, line.data(), line.size()) < 0) _exit(7);
+      acked_writes++;
+    }
+  });
+  // The writer is under way before the rotation starts.
+  for (int spins = 0; spins < 1000 && acked_writes.load() < 20; ++spins) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  if (::write(fd, "R\n", 2) != 2) _exit(8);  // the rotation starts now
+  c->RotateMasterKey(new_keys->DefaultKeyId(), nullptr).PermitUncheckedError();
+  writer.join();  // never returns: the parent kills this process
+  _exit(0);
+}
+
+const int kRotatingWriterHook = [] {
+  if (std::getenv("COFFER_ROT_CHILD") != nullptr) RotatingWriterChild();
+  return 0;
+}();
+
+// A child rotates the master key over many tenants under concurrent writes
+// and is SIGKILLed at a random point. Whatever it left, both keys together
+// open every tenant with every acknowledged write, a second rotation
+// completes, and then the new key alone suffices.
 TEST_F(KeyLifecycleTest, MasterRotationKilledMidwayCompletesOnRetry) {
-  constexpr int kTenants = 60;
+  constexpr int kTenants = 120;
   {
     auto c = Create();
     for (int i = 0; i < kTenants; ++i) {
@@ -313,29 +365,84 @@ TEST_F(KeyLifecycleTest, MasterRotationKilledMidwayCompletesOnRetry) {
     Fill(c.get(), "t0", 10, "k");
     Fill(c.get(), "t59", 10, "k");
   }
+  (void)kRotatingWriterHook;
   std::mt19937 rng(std::random_device{}());
-  for (int round = 0; round < 4; ++round) {
+  std::string old_file = key_file_;
+  int midway = 0;  // rounds killed with the rotation under way
+  int acked_total = 0;
+  for (int round = 0; round < 12 && (round < 4 || midway == 0); ++round) {
     const std::string new_file = dir_.Sub("new" + std::to_string(round) + ".key");
     test::WriteKeyFile(new_file);
     std::shared_ptr<KeyProvider> fresh;
     ASSERT_OK(NewFileKeyProvider(new_file, &fresh));
     auto both = NewCompositeKeyProvider({keys_, fresh});
+
+    int fds[2];
+    ASSERT_EQ(0, ::pipe(fds));
+    std::vector<std::string> env = {
+        "COFFER_ROT_CHILD=1", "COFFER_ROT_DIR=" + data_,
+        "COFFER_ROT_OLD=" + old_file, "COFFER_ROT_NEW=" + new_file,
+        "COFFER_ROT_FD=" + std::to_string(fds[1])};
+    std::vector<char*> envp;
+    for (std::string& e : env) envp.push_back(e.data());
+    envp.push_back(nullptr);
+    char arg0[] = "rotating_writer";
+    char* argv[] = {arg0, nullptr};
     pid_t pid = fork();
     ASSERT_GE(pid, 0);
     if (pid == 0) {
-      std::unique_ptr<Cluster> c;
-      if (!Cluster::Open(data_, OpenOptions(), both, &c).ok()) _exit(3);
-      _exit(c->RotateMasterKey(fresh->DefaultKeyId(), nullptr).ok() ? 0 : 4);
+      ::close(fds[0]);
+      ::execve("/proc/self/exe", argv, envp.data());
+      _exit(127);
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 120));
+    ::close(fds[1]);
+    // Wait for the child to start rotating, then kill it a random moment
+    // into the rotation (which takes some tens of milliseconds here).
+    std::string acked;
+    char buf[4096];
+    while (acked.find("R\n") == std::string::npos) {
+      ssize_t n = ::read(fds[0], buf, sizeof(buf));
+      if (n <= 0) break;
+      acked.append(buf, static_cast<size_t>(n));
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(rng() % 60000));
     kill(pid, SIGKILL);
     int status = 0;
     waitpid(pid, &status, 0);
+    ASSERT_TRUE(WIFSIGNALED(status)) << "child exited early: " << status;
+    for (ssize_t n; (n = ::read(fds[0], buf, sizeof(buf))) > 0;) {
+      acked.append(buf, static_cast<size_t>(n));
+    }
+    ::close(fds[0]);
+
+    {
+      std::unique_ptr<Catalog> catalog;
+      ASSERT_OK(Catalog::Load(data_, both, &catalog));
+      if (!catalog->rotating_to().empty()) midway++;
+    }
+    // Every write the child saw acknowledged (full lines only), per tenant.
+    auto expect_acked = [&](Cluster* c) {
+      std::istringstream lines(acked.substr(0, acked.rfind('\n') + 1));
+      std::vector<std::unique_ptr<Tenant>> t(5);
+      for (int i = 0; i < 5; ++i) {
+        ASSERT_OK(c->GetTenant("t" + std::to_string(i), &t[i]));
+      }
+      int count = 0;
+      for (std::string line; std::getline(lines, line);) {
+        if (line == "R") continue;
+        const int tenant = line[0] - '0';
+        const std::string key = line.substr(2);
+        ASSERT_EQ("v" + key, Get(t[tenant].get(), key));
+        ++count;
+      }
+      acked_total += count;
+    };
     {
       std::unique_ptr<Cluster> c = Open(both);
       ASSERT_NE(nullptr, c);
       ExpectFilled(c.get(), "t0", 10, "k");
       ExpectFilled(c.get(), "t59", 10, "k");
+      expect_acked(c.get());
       MasterRotationReport r;
       ASSERT_OK(c->RotateMasterKey(fresh->DefaultKeyId(), &r));
       // All tenants, or none when the child finished before it was killed.
@@ -346,13 +453,39 @@ TEST_F(KeyLifecycleTest, MasterRotationKilledMidwayCompletesOnRetry) {
     ASSERT_NE(nullptr, c);
     ExpectFilled(c.get(), "t0", 10, "k");
     ExpectFilled(c.get(), "t59", 10, "k");
+    expect_acked(c.get());
     for (int i = 0; i < kTenants; i += 7) {
       TenantKeyStatus st;
       ASSERT_OK(c->GetKeyStatus("t" + std::to_string(i), &st));
       EXPECT_EQ(fresh->DefaultKeyId(), st.master_key_id);
     }
     keys_ = fresh;
+    old_file = new_file;
   }
+  EXPECT_GT(midway, 0) << "no kill landed inside a rotation";
+  EXPECT_GT(acked_total, 0) << "the children acknowledged no write";
+}
+
+TEST_F(KeyLifecycleTest, KeyAgeIsEnforcedInTheBackground) {
+  OpenOptions open;
+  open.max_data_key_age_seconds = 1;
+  open.maintenance_interval_ms = 50;
+  auto c = Create(open);
+  ASSERT_OK(c->CreateTenant("acme", TenantOptions()));
+  Fill(c.get(), "acme", 10, "a");
+  TenantKeyStatus st;
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_OK(c->GetKeyStatus("acme", &st));
+    if (st.current_version >= 2) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_GE(st.current_version, 2u) << "no rotation after 5 s";
+  ExpectFilled(c.get(), "acme", 10, "a");
+  std::vector<AuditEntry> audit;
+  ASSERT_OK(c->ReadAudit(0, &audit));
+  bool rotated = false;
+  for (const auto& e : audit) rotated |= e.action == "key.rotate";
+  EXPECT_TRUE(rotated);
 }
 
 std::string ReadAll(const std::string& path) {

@@ -70,11 +70,11 @@ class LineParser {
   bool Parse(AuditEntry* e) {
     return Literal("{") && Key("seq") && Number(&e->seq) && Literal(",") &&
            Key("time") && Number(&e->unix_micros) && Literal(",") &&
-           Key("actor") && String(&e->actor) && Literal(",") &&
-           Key("action") && String(&e->action) && Literal(",") &&
-           Key("target") && String(&e->target) && Literal(",") &&
-           Key("outcome") && String(&e->outcome) && Literal(",") &&
-           Key("detail") && String(&e->detail) && pos_ == s_.size();
+           Key("actor") && String(&e->actor) && Literal(",") && Key("action") &&
+           String(&e->action) && Literal(",") && Key("target") &&
+           String(&e->target) && Literal(",") && Key("outcome") &&
+           String(&e->outcome) && Literal(",") && Key("detail") &&
+           String(&e->detail) && pos_ == s_.size();
   }
 
  private:
@@ -108,10 +108,18 @@ class LineParser {
       if (pos_ >= s_.size()) return false;
       char esc = s_[pos_++];
       switch (esc) {
-        case '"': *out += '"'; break;
-        case '\\': *out += '\\'; break;
-        case 'n': *out += '\n'; break;
-        case 't': *out += '\t'; break;
+        case '"':
+          *out += '"';
+          break;
+        case '\\':
+          *out += '\\';
+          break;
+        case 'n':
+          *out += '\n';
+          break;
+        case 't':
+          *out += '\t';
+          break;
         case 'u': {
           uint8_t b[2];
           if (!Unhex(s_.substr(pos_, 4), b, 2) || b[0] != 0) return false;
@@ -119,7 +127,8 @@ class LineParser {
           pos_ += 4;
           break;
         }
-        default: return false;
+        default:
+          return false;
       }
     }
     return false;
@@ -154,7 +163,8 @@ Status ReadWhole(const std::string& path, std::string* out) {
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       ::close(fd);
-      return Status::IOError("cannot read " + path + ": " + std::strerror(errno));
+      return Status::IOError("cannot read " + path + ": " +
+                             std::strerror(errno));
     }
     if (n == 0) break;
     out->append(buf, static_cast<size_t>(n));
@@ -229,13 +239,14 @@ Status AuditLog::Open(const std::string& dir, const SecretKey& catalog_key,
     AuditEntry e;
     std::string_view body;
     if (!ParseLine(line, &e, &body, log->last_mac_)) {
-      return Status::Corruption(path + ": last entry does not parse; run "
+      return Status::Corruption(path +
+                                ": last entry does not parse; run "
                                 "'coffer audit verify' to locate the damage");
     }
     log->last_seq_ = e.seq;
   }
-  log->fd_ = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
-                    0600);
+  log->fd_ =
+      ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
   if (log->fd_ < 0) {
     return Status::IOError("cannot open " + path + ": " + std::strerror(errno));
   }
@@ -277,7 +288,8 @@ void AuditLog::RecordUnauthenticated(const std::string& dir,
   AuditEntry e{0, NowMicros(), actor, action, target, outcome, detail};
   std::string line = Body(e) + "\n";
   const std::string path = dir + "/" + kAuditPendingFile;
-  int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+  int fd =
+      ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0) return;  // best effort: the directory may not be writable
   ssize_t n = ::write(fd, line.data(), line.size());
   (void)n;
@@ -289,8 +301,8 @@ Status AuditLog::Append(const std::string& actor, const std::string& action,
                         const std::string& target, const std::string& outcome,
                         const std::string& detail) {
   std::lock_guard<std::mutex> lock(mu_);
-  AuditEntry e{last_seq_ + 1, NowMicros(), actor, action, target, outcome,
-               detail};
+  AuditEntry e{last_seq_ + 1, NowMicros(), actor, action,
+               target,        outcome,     detail};
   const std::string body = Body(e);
   uint8_t mac[32];
   Status s = Mac(last_mac_, body, mac);
@@ -334,8 +346,10 @@ Status AuditLog::Verify(uint64_t anchored_seq, const std::string& anchored_mac,
   const std::string path = dir_ + "/" + kAuditFile;
   std::string bytes;
   Status s = ReadWhole(path, &bytes);
-  if (s.IsNotFound()) bytes.clear();
-  else if (!s.ok()) return s;
+  if (s.IsNotFound())
+    bytes.clear();
+  else if (!s.ok())
+    return s;
   *result = AuditVerification();
   uint8_t prev[32] = {0};
   std::vector<std::string> macs;  // hex mac by seq - 1

@@ -217,8 +217,8 @@ Status Catalog::LoadTenant(const std::string& id,
                               " does not belong to tenant '" + id + "'");
   }
   std::string plain;
-  s = AeadOpen(catalog_key_, record.sealed_body(),
-               TenantAad(cluster_id(), id), &plain);
+  s = AeadOpen(catalog_key_, record.sealed_body(), TenantAad(cluster_id(), id),
+               &plain);
   if (!s.ok() || !body->ParseFromString(plain) || body->tenant_id() != id) {
     Wipe(&plain);
     return Status::Corruption("tenant record " + path +
@@ -301,10 +301,9 @@ Status Catalog::UnwrapDataKey(const std::string& tenant, uint32_t version,
   if (s.ok()) s = SecretKey::FromBytes(raw, key);
   Wipe(&raw);
   if (s.IsWrongKey()) {
-    return Status::WrongKey("data key version " + std::to_string(version) +
-                            " of tenant '" + tenant +
-                            "' does not unwrap with master key '" +
-                            master_key_id + "'");
+    return Status::WrongKey(
+        "data key version " + std::to_string(version) + " of tenant '" +
+        tenant + "' does not unwrap with master key '" + master_key_id + "'");
   }
   return s;
 }

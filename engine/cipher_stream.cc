@@ -68,12 +68,13 @@ rocksdb::Status CtrCipherStream::Apply(uint64_t file_offset, char* data,
                                        size_t size) {
   if (size == 0) return rocksdb::Status::OK();
   Ctx ctx = Acquire();
-  if (!ctx) return rocksdb::Status::IOError("coffer: cannot set up AES-256-CTR");
+  if (!ctx)
+    return rocksdb::Status::IOError("coffer: cannot set up AES-256-CTR");
   uint8_t counter[kCtrIvBytes];
   CtrCounterAt(iv_, file_offset / 16, counter);
   // Only the counter changes; the key schedule stays in the context.
-  bool ok = EVP_EncryptInit_ex2(ctx.get(), nullptr, nullptr, counter,
-                                nullptr) == 1;
+  bool ok =
+      EVP_EncryptInit_ex2(ctx.get(), nullptr, nullptr, counter, nullptr) == 1;
   int len = 0;
   const size_t skip = file_offset % 16;
   if (ok && skip != 0) {

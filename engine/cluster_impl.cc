@@ -58,8 +58,8 @@ Status Cluster::Create(const std::string& dir, const ClusterOptions& options,
                        const OpenOptions& open_options,
                        std::shared_ptr<KeyProvider> keys,
                        std::unique_ptr<Cluster>* result) {
-  return ClusterImpl::OpenOrCreate(dir, &options, open_options,
-                                   std::move(keys), result);
+  return ClusterImpl::OpenOrCreate(dir, &options, open_options, std::move(keys),
+                                   result);
 }
 
 Status Cluster::Open(const std::string& dir, const OpenOptions& open_options,
@@ -118,7 +118,8 @@ Status ClusterImpl::Init(const std::string& dir, const ClusterOptions* create,
   principal_ = open_options.principal;
   if (principal_.empty()) {
     struct passwd* pw = ::getpwuid(::geteuid());
-    principal_ = pw != nullptr ? pw->pw_name : "uid-" + std::to_string(::geteuid());
+    principal_ =
+        pw != nullptr ? pw->pw_name : "uid-" + std::to_string(::geteuid());
   }
   if (create != nullptr) {
     if (open_options.plaintext_for_benchmarks &&
@@ -128,8 +129,8 @@ Status ClusterImpl::Init(const std::string& dir, const ClusterOptions* create,
           "each other");
     }
     s = Catalog::Create(dir, *create, open_options.plaintext_for_benchmarks,
-                        open_options.rocksdb_ctr_for_benchmarks,
-                        keys_, &catalog_);
+                        open_options.rocksdb_ctr_for_benchmarks, keys_,
+                        &catalog_);
   } else {
     s = Catalog::Load(dir, keys_, &catalog_);
   }

@@ -12,11 +12,11 @@
 
 #include <atomic>
 #include <condition_variable>
-#include <thread>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 
 #include "coffer/cluster.h"
 #include "engine/audit_log.h"
@@ -55,8 +55,7 @@ class ClusterImpl final : public Cluster {
                          MasterRotationReport* report) override;
   Status RotateTenantKey(std::string_view id, bool rekey,
                          KeyRotationReport* report) override;
-  Status RevokeTenantKey(std::string_view id,
-                         std::string_view reason) override;
+  Status RevokeTenantKey(std::string_view id, std::string_view reason) override;
   Status RestoreTenantKey(std::string_view id) override;
   Status GetKeyStatus(std::string_view id, TenantKeyStatus* status) override;
 
@@ -112,9 +111,10 @@ class ClusterImpl final : public Cluster {
   std::unique_ptr<TenantRegistry> registry_;  // closes tenants before shared_
 
   mutable std::mutex mu_;
-  std::unique_ptr<Catalog> catalog_;                             // guarded by mu_
-  std::map<std::string, std::shared_ptr<TenantSlot>> tenants_;  // guarded by mu_
-  std::map<std::string, Status> corrupt_;                        // guarded by mu_
+  std::unique_ptr<Catalog> catalog_;  // guarded by mu_
+  std::map<std::string, std::shared_ptr<TenantSlot>>
+      tenants_;                            // guarded by mu_
+  std::map<std::string, Status> corrupt_;  // guarded by mu_
   std::atomic<uint64_t> cluster_used_{0};
 
   std::mutex maintenance_mu_;

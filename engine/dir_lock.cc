@@ -18,7 +18,8 @@ DirLock::~DirLock() {
   ::close(fd_);
 }
 
-Status DirLock::Acquire(const std::string& dir, std::unique_ptr<DirLock>* lock) {
+Status DirLock::Acquire(const std::string& dir,
+                        std::unique_ptr<DirLock>* lock) {
   const std::string path = dir + "/" + kLockFile;
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0) {

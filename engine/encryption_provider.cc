@@ -2,10 +2,10 @@
 
 #include "engine/encryption_provider.h"
 
+#include <openssl/crypto.h>
+
 #include <cstring>
 #include <mutex>
-
-#include <openssl/crypto.h>
 
 #include "engine/aead.h"
 #include "engine/cipher_stream.h"
@@ -40,8 +40,8 @@ Status KeyCheck(const SecretKey& dek, const char* prefix,
                 uint8_t out[kCheckBytes]) {
   std::string_view nonce(prefix + kNonceOffset, kNonceBytes);
   SecretKey check_key;
-  Status s = Hkdf(dek.view(), nonce, kCheckInfo, check_key.mutable_data(),
-                  kKeyBytes);
+  Status s =
+      Hkdf(dek.view(), nonce, kCheckInfo, check_key.mutable_data(), kKeyBytes);
   if (!s.ok()) return s;
   return HmacSha256(check_key.view(), std::string_view(prefix, kCheckOffset),
                     out);
@@ -156,8 +156,7 @@ rocksdb::Status TenantEncryptionProvider::CreateNewPrefix(
 }
 
 rocksdb::Status TenantEncryptionProvider::AddCipher(const std::string&,
-                                                    const char*, size_t,
-                                                    bool) {
+                                                    const char*, size_t, bool) {
   return rocksdb::Status::NotSupported(
       "coffer: tenant keys come from the tenant keyring");
 }
@@ -192,7 +191,8 @@ rocksdb::Status TenantEncryptionProvider::CreateCipherStream(
         fname);
   }
   uint8_t material[kKeyBytes + kCtrIvBytes];
-  s = Hkdf(dek.view(), std::string_view(prefix.data() + kNonceOffset, kNonceBytes),
+  s = Hkdf(dek.view(),
+           std::string_view(prefix.data() + kNonceOffset, kNonceBytes),
            kCtrInfo, material, sizeof(material));
   if (!s.ok()) return ToRocks(s);
   SecretKey file_key;

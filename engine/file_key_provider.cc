@@ -3,6 +3,7 @@
 // The built-in KeyProvider: one master key in a file of 32 raw bytes.
 
 #include <fcntl.h>
+#include <openssl/sha.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -13,8 +14,6 @@
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <openssl/sha.h>
 
 #include "coffer/cluster.h"
 #include "coffer/key_provider.h"
@@ -114,9 +113,9 @@ Status LoadKeyFile(const std::string& path, SecretKey* key) {
     ::close(fd);
     char mode[8];
     std::snprintf(mode, sizeof(mode), "%04o", st.st_mode & 07777);
-    return Status::PermissionDenied(
-        "key file " + path + " is accessible by group or others (mode " +
-        mode + "); run: chmod 600 " + path);
+    return Status::PermissionDenied("key file " + path +
+                                    " is accessible by group or others (mode " +
+                                    mode + "); run: chmod 600 " + path);
   }
   if (st.st_size != static_cast<off_t>(kKeyBytes)) {
     ::close(fd);
@@ -263,7 +262,8 @@ Status NewDirectoryKeyProvider(const std::string& dir,
   if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
     return Status::NotFound("key directory " + dir + " does not exist");
   }
-  auto p = std::make_shared<DirectoryKeyProvider>(RealPath(dir), default_key_id);
+  auto p =
+      std::make_shared<DirectoryKeyProvider>(RealPath(dir), default_key_id);
   SecretKey key;
   Status s = LoadKeyFile(dir + "/" + default_key_id + ".key", &key);
   if (s.ok()) s = ValidateId("master key", default_key_id);
@@ -290,10 +290,10 @@ Status GenerateKeyFile(const std::string& path) {
     return Status::IOError("cannot create key file " + path + ": " + Errno());
   }
   // The umask cannot widen 0600, but an inherited ACL default might: be sure.
-  bool ok = ::fchmod(fd, 0600) == 0 &&
-            ::write(fd, key.data(), kKeyBytes) ==
-                static_cast<ssize_t>(kKeyBytes) &&
-            ::fsync(fd) == 0;
+  bool ok =
+      ::fchmod(fd, 0600) == 0 &&
+      ::write(fd, key.data(), kKeyBytes) == static_cast<ssize_t>(kKeyBytes) &&
+      ::fsync(fd) == 0;
   std::string err = Errno();
   ::close(fd);
   if (!ok) {

@@ -99,7 +99,8 @@ Status ClusterImpl::DoRotateMasterKey(const std::string& new_key_id,
     old_id = catalog_->master_key_id();
     r->from_key_id = old_id;
     r->to_key_id = new_key_id;
-    if (!encrypted_) return Status::NotSupported("cluster is in plaintext mode");
+    if (!encrypted_)
+      return Status::NotSupported("cluster is in plaintext mode");
     const std::string resuming = catalog_->rotating_to();
     if (!resuming.empty() && resuming != new_key_id) {
       return Status::InvalidArgument(
@@ -118,7 +119,8 @@ Status ClusterImpl::DoRotateMasterKey(const std::string& new_key_id,
     if (!keys_->HasKey(new_key_id) || !keys_->HasKey(old_id)) {
       return Status::InvalidArgument(
           "master-key rotation needs both keys: open the cluster with a "
-          "provider holding " + old_id + " and " + new_key_id);
+          "provider holding " +
+          old_id + " and " + new_key_id);
     }
     // 1. Both keys open the catalog; tenants created from now on use the
     //    new key.
@@ -187,8 +189,8 @@ Status ClusterImpl::RotateTenantKey(std::string_view id, bool rekey,
   KeyRotationReport* r = report != nullptr ? report : &local;
   Status s = DoRotateTenantKey(id, rekey, r);
   return Audit(rekey ? "key.rekey" : "key.rotate", TenantTarget(id), s,
-               "new version " + std::to_string(r->new_version) +
-                   ", retired " + Join(r->versions_retired));
+               "new version " + std::to_string(r->new_version) + ", retired " +
+                   Join(r->versions_retired));
 }
 
 Status ClusterImpl::DoRotateTenantKey(std::string_view id, bool rekey,
@@ -201,7 +203,8 @@ Status ClusterImpl::DoRotateTenantKey(std::string_view id, bool rekey,
     std::lock_guard<std::mutex> lock(mu_);
     Status s = FindSlotLocked(id, &slot);
     if (!s.ok()) return s;
-    if (!encrypted_) return Status::NotSupported("cluster is in plaintext mode");
+    if (!encrypted_)
+      return Status::NotSupported("cluster is in plaintext mode");
     if (slot->revoked.load()) {
       return Status::KeyRevoked("tenant '" + slot->id +
                                 "' is revoked; restore it before rotating");
@@ -322,8 +325,8 @@ Status ClusterImpl::Rekey(const std::shared_ptr<TenantSlot>& slot) {
   return Status::OK();
 }
 
-Status ClusterImpl::RetireUnusedVersions(const std::shared_ptr<TenantSlot>& slot,
-                                         std::vector<uint32_t>* retired) {
+Status ClusterImpl::RetireUnusedVersions(
+    const std::shared_ptr<TenantSlot>& slot, std::vector<uint32_t>* retired) {
   std::lock_guard<std::mutex> lock(mu_);
   const std::map<uint32_t, uint64_t> counts =
       CountFilesByKeyVersion(catalog_->TenantDbDir(slot->id));
@@ -438,8 +441,8 @@ void ClusterImpl::MaintenanceLoop() {
   std::unique_lock<std::mutex> lock(maintenance_mu_);
   const auto interval =
       std::chrono::milliseconds(shared_->options.maintenance_interval_ms);
-  while (!maintenance_cv_.wait_for(lock, interval,
-                                   [this] { return stopping_; })) {
+  while (
+      !maintenance_cv_.wait_for(lock, interval, [this] { return stopping_; })) {
     lock.unlock();
     RunMaintenance();
     lock.lock();
@@ -466,13 +469,15 @@ void ClusterImpl::RunMaintenance() {
     }
     // A master key that vanished from the provider takes its tenants
     // offline now, not at their next open.
-    if (open && !slot->key_lost.load() && !keys_->HasKey(body.master_key_id())) {
+    if (open && !slot->key_lost.load() &&
+        !keys_->HasKey(body.master_key_id())) {
       slot->key_lost = true;
       registry_->Evict(slot);
       Audit("key.unavailable", "tenant:" + slot->id,
             Status::KeyRevoked("master key " + body.master_key_id() +
                                " is not available"),
-            "tenant taken offline").PermitUncheckedError();
+            "tenant taken offline")
+          .PermitUncheckedError();
       continue;
     }
     if (max_age_micros == 0 || !encrypted_) continue;

@@ -59,7 +59,8 @@ class PerBlockAesCipher final : public rocksdb::BlockCipher {
 
 }  // namespace
 
-std::shared_ptr<rocksdb::BlockCipher> NewPerBlockAesCipher(const SecretKey& key) {
+std::shared_ptr<rocksdb::BlockCipher> NewPerBlockAesCipher(
+    const SecretKey& key) {
   return std::make_shared<PerBlockAesCipher>(key);
 }
 

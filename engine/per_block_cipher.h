@@ -15,7 +15,8 @@
 
 namespace coffer {
 
-std::shared_ptr<rocksdb::BlockCipher> NewPerBlockAesCipher(const SecretKey& key);
+std::shared_ptr<rocksdb::BlockCipher> NewPerBlockAesCipher(
+    const SecretKey& key);
 
 }  // namespace coffer
 

@@ -108,7 +108,8 @@ Status ReadRecordFile(const std::string& path, std::string* payload) {
   ::close(fd);
   if (bytes.size() < kHeaderBytes + kTrailerBytes ||
       std::memcmp(bytes.data(), kMagic, sizeof(kMagic)) != 0) {
-    return Status::Corruption(path + " is torn or not a Coffer catalog record (" +
+    return Status::Corruption(path +
+                              " is torn or not a Coffer catalog record (" +
                               std::to_string(bytes.size()) + " bytes)");
   }
   const uint64_t len = GetU64(bytes.data() + sizeof(kMagic));
@@ -119,7 +120,8 @@ Status ReadRecordFile(const std::string& path, std::string* payload) {
   }
   const size_t body_end = bytes.size() - kTrailerBytes;
   if (XXH3_64bits(bytes.data(), body_end) != GetU64(bytes.data() + body_end)) {
-    return Status::Corruption(path + " fails its checksum (altered or damaged); "
+    return Status::Corruption(path +
+                              " fails its checksum (altered or damaged); "
                               "it was left untouched");
   }
   payload->assign(bytes.data() + kHeaderBytes, len);

@@ -6,20 +6,34 @@ namespace coffer {
 
 const char* Status::CodeName(Code code) {
   switch (code) {
-    case Code::kOk: return "OK";
-    case Code::kNotFound: return "NotFound";
-    case Code::kInvalidArgument: return "InvalidArgument";
-    case Code::kCorruption: return "Corruption";
-    case Code::kIOError: return "IOError";
-    case Code::kAlreadyExists: return "AlreadyExists";
-    case Code::kQuotaExceeded: return "QuotaExceeded";
-    case Code::kTenantLimit: return "TenantLimit";
-    case Code::kBusy: return "Busy";
-    case Code::kWrongKey: return "WrongKey";
-    case Code::kPermissionDenied: return "PermissionDenied";
-    case Code::kNotSupported: return "NotSupported";
-    case Code::kKeyRevoked: return "KeyRevoked";
-    case Code::kFenced: return "Fenced";
+    case Code::kOk:
+      return "OK";
+    case Code::kNotFound:
+      return "NotFound";
+    case Code::kInvalidArgument:
+      return "InvalidArgument";
+    case Code::kCorruption:
+      return "Corruption";
+    case Code::kIOError:
+      return "IOError";
+    case Code::kAlreadyExists:
+      return "AlreadyExists";
+    case Code::kQuotaExceeded:
+      return "QuotaExceeded";
+    case Code::kTenantLimit:
+      return "TenantLimit";
+    case Code::kBusy:
+      return "Busy";
+    case Code::kWrongKey:
+      return "WrongKey";
+    case Code::kPermissionDenied:
+      return "PermissionDenied";
+    case Code::kNotSupported:
+      return "NotSupported";
+    case Code::kKeyRevoked:
+      return "KeyRevoked";
+    case Code::kFenced:
+      return "Fenced";
   }
   return "Unknown";
 }

@@ -4,16 +4,16 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <unistd.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstring>
 
 #include "engine/per_block_cipher.h"
+#include "rocksdb/convenience.h"
 #include "rocksdb/env_encryption.h"
 #include "rocksdb/filter_policy.h"
 #include "rocksdb/listener.h"
-#include "rocksdb/convenience.h"
 #include "rocksdb/options.h"
 
 namespace coffer {
@@ -90,14 +90,18 @@ Status FromRocks(const rocksdb::Status& s, const std::string& context) {
   if (s.ok()) return Status::OK();
   std::string msg = context + ": " + s.ToString();
   switch (s.code()) {
-    case rocksdb::Status::kNotFound: return Status::NotFound(msg);
-    case rocksdb::Status::kCorruption: return Status::Corruption(msg);
+    case rocksdb::Status::kNotFound:
+      return Status::NotFound(msg);
+    case rocksdb::Status::kCorruption:
+      return Status::Corruption(msg);
     case rocksdb::Status::kInvalidArgument:
       return Status::InvalidArgument(msg);
-    case rocksdb::Status::kNotSupported: return Status::NotSupported(msg);
+    case rocksdb::Status::kNotSupported:
+      return Status::NotSupported(msg);
     case rocksdb::Status::kBusy:
     case rocksdb::Status::kTimedOut:
-    case rocksdb::Status::kTryAgain: return Status::Busy(msg);
+    case rocksdb::Status::kTryAgain:
+      return Status::Busy(msg);
     default:
       if (s.subcode() == rocksdb::Status::kNoSpace) {
         return Status::IOError(msg + " (disk full: free space, then retry)");
@@ -125,8 +129,10 @@ Status TenantDb::Open(const std::string& tenant_id, const std::string& db_dir,
     }
     t->fs_ = rocksdb::NewEncryptedFS(rocksdb::FileSystem::Default(), provider);
     if (t->fs_ == nullptr) {
-      return Status::IOError("cannot create the encrypted file system of "
-                             "tenant '" + tenant_id + "'");
+      return Status::IOError(
+          "cannot create the encrypted file system of "
+          "tenant '" +
+          tenant_id + "'");
     }
     t->env_ = rocksdb::NewCompositeEnv(t->fs_);
   }
@@ -162,8 +168,8 @@ Status TenantDb::Open(const std::string& tenant_id, const std::string& db_dir,
     t->fs_->CreateDirIfMissing(db_dir, io, nullptr).PermitUncheckedError();
     rocksdb::Status ls = rocksdb::NewEnvLogger(log, t->env_.get(), &o.info_log);
     if (!ls.ok()) {
-      return FromRocks(ls, "cannot open the info log of tenant '" +
-                               tenant_id + "'");
+      return FromRocks(
+          ls, "cannot open the info log of tenant '" + tenant_id + "'");
     }
     o.info_log->SetInfoLogLevel(rocksdb::InfoLogLevel::INFO_LEVEL);
   }

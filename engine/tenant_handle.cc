@@ -286,4 +286,3 @@ std::unique_ptr<Tenant> NewTenantHandle(ClusterImpl* cluster,
 }
 
 }  // namespace coffer
-

@@ -33,12 +33,12 @@ struct TenantSlot {
 
   const std::string id;
   std::mutex mu;
-  std::shared_ptr<TenantDb> db;   // guarded by mu; null while closed
-  std::weak_ptr<TenantDb> live;   // guarded by mu; the last instance opened
-  catalogpb::TenantBody body;     // guarded by mu; the catalog record
-  std::condition_variable cv;     // signalled when reopening or a close ends
-  bool reopening = false;         // guarded by mu; pins wait meanwhile
-  int instances = 0;              // guarded by mu; open or still closing
+  std::shared_ptr<TenantDb> db;  // guarded by mu; null while closed
+  std::weak_ptr<TenantDb> live;  // guarded by mu; the last instance opened
+  catalogpb::TenantBody body;    // guarded by mu; the catalog record
+  std::condition_variable cv;    // signalled when reopening or a close ends
+  bool reopening = false;        // guarded by mu; pins wait meanwhile
+  int instances = 0;             // guarded by mu; open or still closing
   std::atomic<bool> dropped{false};
   // Revoked keys (persisted in the record) or a master key that became
   // unavailable: the tenant is offline, every call fails with KeyRevoked.
@@ -54,8 +54,8 @@ struct TenantSlot {
 class TenantRegistry {
  public:
   // Opens a slot's database; called with slot.mu held.
-  using Opener = std::function<Status(TenantSlot& slot,
-                                      std::shared_ptr<TenantDb>* db)>;
+  using Opener =
+      std::function<Status(TenantSlot& slot, std::shared_ptr<TenantDb>* db)>;
 
   TenantRegistry(size_t max_open, Opener opener);
   ~TenantRegistry();

@@ -3,11 +3,11 @@
 // The audit trail: what is recorded, and that every kind of tampering is
 // detected by VerifyAudit.
 
+#include <gmock/gmock.h>
+
 #include <fstream>
 #include <iterator>
 #include <sstream>
-
-#include <gmock/gmock.h>
 
 #include "coffer/coffer.h"
 #include "tests/testutil.h"
@@ -94,13 +94,12 @@ TEST_F(AuditTest, RecordsWhoDidWhatAndOutcome) {
     EXPECT_GT(e.unix_micros, 0u);
     seen.push_back(e.action + " " + e.target + " " + e.outcome);
   }
-  EXPECT_THAT(seen, ::testing::ElementsAre(
-                        "cluster.init cluster:c1 OK",
-                        "tenant.create tenant:acme OK",
-                        "tenant.create tenant:globex OK",
-                        "tenant.create tenant:third TenantLimit",
-                        "tenant.quota tenant:acme OK",
-                        "tenant.drop tenant:globex OK"));
+  EXPECT_THAT(
+      seen, ::testing::ElementsAre(
+                "cluster.init cluster:c1 OK", "tenant.create tenant:acme OK",
+                "tenant.create tenant:globex OK",
+                "tenant.create tenant:third TenantLimit",
+                "tenant.quota tenant:acme OK", "tenant.drop tenant:globex OK"));
   for (size_t i = 0; i < entries.size(); ++i) EXPECT_EQ(i + 1, entries[i].seq);
   EXPECT_NE(std::string::npos, entries.back().detail.find("crypto-shred"));
   AuditVerification v;

@@ -124,8 +124,8 @@ TEST(FileFormatTest, BenchmarkModesRoundTripAndRefuseMixing) {
   EXPECT_EQ(value, v);
   OpenOptions both = ctr;
   both.plaintext_for_benchmarks = true;
-  EXPECT_TRUE(Cluster::Create(dir.Sub("other"), o, both, keys, &c)
-                  .IsInvalidArgument());
+  EXPECT_TRUE(
+      Cluster::Create(dir.Sub("other"), o, both, keys, &c).IsInvalidArgument());
 }
 
 }  // namespace

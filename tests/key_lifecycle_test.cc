@@ -62,8 +62,10 @@ class KeyLifecycleTest : public ::testing::Test {
                                 Status* status = nullptr) {
     std::unique_ptr<Cluster> c;
     Status s = Cluster::Open(data_, OpenOptions(), std::move(keys), &c);
-    if (status != nullptr) *status = s;
-    else EXPECT_TRUE(s.ok()) << s.ToString();
+    if (status != nullptr)
+      *status = s;
+    else
+      EXPECT_TRUE(s.ok()) << s.ToString();
     return c;
   }
 
@@ -279,8 +281,8 @@ TEST_F(KeyLifecycleTest, MasterRotationOnlineThenOldKeyIsUseless) {
   std::shared_ptr<KeyProvider> fresh;
   ASSERT_OK(NewFileKeyProvider(new_file, &fresh));
   // The cluster's provider lacks the new key.
-  EXPECT_TRUE(c->RotateMasterKey(fresh->DefaultKeyId(), nullptr)
-                  .IsInvalidArgument());
+  EXPECT_TRUE(
+      c->RotateMasterKey(fresh->DefaultKeyId(), nullptr).IsInvalidArgument());
   c.reset();
   c = Open(NewCompositeKeyProvider({keys_, fresh}));
   std::unique_ptr<Tenant> t0;
@@ -371,7 +373,8 @@ TEST_F(KeyLifecycleTest, MasterRotationKilledMidwayCompletesOnRetry) {
   int midway = 0;  // rounds killed with the rotation under way
   int acked_total = 0;
   for (int round = 0; round < 12 && (round < 4 || midway == 0); ++round) {
-    const std::string new_file = dir_.Sub("new" + std::to_string(round) + ".key");
+    const std::string new_file =
+        dir_.Sub("new" + std::to_string(round) + ".key");
     test::WriteKeyFile(new_file);
     std::shared_ptr<KeyProvider> fresh;
     ASSERT_OK(NewFileKeyProvider(new_file, &fresh));

@@ -58,8 +58,8 @@ void RegisterLdbCommand(CLI::App* app, Runner* run) {
     rocksdb::Options options;
     options.env = env.get();
     // ldb's info log would otherwise go to the plain POSIX logger.
-    rocksdb::Status ls =
-        rocksdb::NewEnvLogger(db_dir + "/LOG.ldb", env.get(), &options.info_log);
+    rocksdb::Status ls = rocksdb::NewEnvLogger(db_dir + "/LOG.ldb", env.get(),
+                                               &options.info_log);
     if (!ls.ok()) return FailWith("ldb", ls.ToString());
     std::vector<std::string> argv_store = {"coffer ldb", "--db=" + db_dir};
     argv_store.insert(argv_store.end(), args->ldb.begin(), args->ldb.end());

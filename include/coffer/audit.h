@@ -27,19 +27,19 @@
 namespace coffer {
 
 struct AuditEntry {
-  uint64_t seq = 0;           // 1, 2, 3, ... without gaps
-  uint64_t unix_micros = 0;   // wall-clock time of the event
-  std::string actor;          // principal that acted
-  std::string action;         // e.g. "tenant.create", "key.revoke"
-  std::string target;         // e.g. "tenant:acme", "cluster:c1"
-  std::string outcome;        // "ok" or the error code name
-  std::string detail;         // short free text; never key material
+  uint64_t seq = 0;          // 1, 2, 3, ... without gaps
+  uint64_t unix_micros = 0;  // wall-clock time of the event
+  std::string actor;         // principal that acted
+  std::string action;        // e.g. "tenant.create", "key.revoke"
+  std::string target;        // e.g. "tenant:acme", "cluster:c1"
+  std::string outcome;       // "ok" or the error code name
+  std::string detail;        // short free text; never key material
 };
 
 struct AuditVerification {
-  uint64_t entries = 0;        // entries checked
-  uint64_t head_seq = 0;       // last entry's sequence number
-  uint64_t anchored_seq = 0;   // head recorded by the previous verification
+  uint64_t entries = 0;          // entries checked
+  uint64_t head_seq = 0;         // last entry's sequence number
+  uint64_t anchored_seq = 0;     // head recorded by the previous verification
   uint64_t unauthenticated = 0;  // events recorded without the master key
                                  // (e.g. failed opens), folded in later
 };

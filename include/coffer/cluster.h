@@ -7,12 +7,12 @@
 //
 // Example:
 //   std::shared_ptr<coffer::KeyProvider> keys;
-//   coffer::Status s = coffer::NewFileKeyProvider("/etc/coffer/master.key", &keys);
-//   coffer::ClusterOptions copts;
-//   copts.cluster_id = "c1"; copts.region = "eu-west-1"; copts.geography = "eu";
-//   std::unique_ptr<coffer::Cluster> cluster;
-//   if (s.ok()) s = coffer::Cluster::Create("/var/lib/coffer", copts,
-//                                           coffer::OpenOptions(), keys, &cluster);
+//   coffer::Status s = coffer::NewFileKeyProvider("/etc/coffer/master.key",
+//   &keys); coffer::ClusterOptions copts; copts.cluster_id = "c1"; copts.region
+//   = "eu-west-1"; copts.geography = "eu"; std::unique_ptr<coffer::Cluster>
+//   cluster; if (s.ok()) s = coffer::Cluster::Create("/var/lib/coffer", copts,
+//                                           coffer::OpenOptions(), keys,
+//                                           &cluster);
 //   if (s.ok()) s = cluster->CreateTenant("acme", coffer::TenantOptions());
 //
 // Thread-safety: all methods are safe for concurrent use. A directory is
@@ -48,12 +48,12 @@ Status ParseSize(std::string_view text, uint64_t* bytes);
 struct TenantInfo {
   std::string id;
   uint64_t created_unix_micros = 0;
-  uint64_t quota = 0;        // effective quota in bytes (0 = none)
+  uint64_t quota = 0;  // effective quota in bytes (0 = none)
   bool quota_overridden = false;
   uint64_t used_bytes = 0;   // on-disk live tables + unflushed memtable
   uint32_t key_version = 0;  // current data-key version
   std::string master_key_id;
-  bool open = false;         // database currently open in this process
+  bool open = false;  // database currently open in this process
 };
 
 struct ClusterInfo {
@@ -69,11 +69,11 @@ struct ClusterInfo {
 struct ClusterStats {
   uint64_t tenants = 0;
   uint64_t open_tenants = 0;
-  uint64_t used_bytes = 0;        // sum over tenants
-  uint64_t block_cache_usage = 0; // bytes
-  uint64_t memtable_usage = 0;    // bytes under the shared budget
-  uint64_t tenant_opens = 0;      // database opens since Cluster::Open
-  uint64_t tenant_closes = 0;     // idle closes since Cluster::Open
+  uint64_t used_bytes = 0;         // sum over tenants
+  uint64_t block_cache_usage = 0;  // bytes
+  uint64_t memtable_usage = 0;     // bytes under the shared budget
+  uint64_t tenant_opens = 0;       // database opens since Cluster::Open
+  uint64_t tenant_closes = 0;      // idle closes since Cluster::Open
 };
 
 // One data-key version of a tenant.
@@ -86,8 +86,8 @@ struct KeyVersionInfo {
 // The key state of one tenant. Never holds key bytes.
 struct TenantKeyStatus {
   std::string tenant;
-  std::string master_key_id;   // the master key wrapping its data keys
-  bool own_master_key = false; // a tenant-owned key, not the cluster's
+  std::string master_key_id;    // the master key wrapping its data keys
+  bool own_master_key = false;  // a tenant-owned key, not the cluster's
   bool master_key_available = false;
   uint32_t current_version = 0;
   bool revoked = false;
@@ -98,7 +98,7 @@ struct TenantKeyStatus {
 struct KeyRotationReport {
   std::string tenant;
   uint32_t new_version = 0;
-  bool rekeyed = false;                 // remaining files were rewritten
+  bool rekeyed = false;                    // remaining files were rewritten
   std::vector<uint32_t> versions_retired;  // destroyed: no file needs them
   std::vector<KeyVersionInfo> versions;    // what remains
   uint64_t micros = 0;

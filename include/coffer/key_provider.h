@@ -8,7 +8,8 @@
 //
 // Example:
 //   std::shared_ptr<coffer::KeyProvider> keys;
-//   coffer::Status s = coffer::NewFileKeyProvider("/etc/coffer/master.key", &keys);
+//   coffer::Status s = coffer::NewFileKeyProvider("/etc/coffer/master.key",
+//   &keys);
 //
 // Thread-safety: implementations must be safe for concurrent calls.
 
@@ -69,8 +70,8 @@ class KeyProvider {
 // "file-" and 16 hex digits, so data wrapped by another key file is told
 // apart (WrongKey naming both ids). Refuses a
 // file that is not exactly 32 bytes or that is readable or writable by group
-// or others (PermissionDenied; fix with chmod 600). The key is held in memory that is
-// wiped when the provider is destroyed.
+// or others (PermissionDenied; fix with chmod 600). The key is held in memory
+// that is wiped when the provider is destroyed.
 Status NewFileKeyProvider(const std::string& path,
                           std::shared_ptr<KeyProvider>* result);
 

@@ -28,24 +28,26 @@ class [[nodiscard]] Status {
   enum class Code : int {
     kOk = 0,
     kNotFound = 1,
-    kInvalidArgument = 2,   // bad tenant id, bad option, malformed input
-    kCorruption = 3,        // checksum/authentication failure on stored bytes
-    kIOError = 4,           // the operating system refused an operation
-    kAlreadyExists = 5,     // tenant, cluster or file already exists
-    kQuotaExceeded = 6,     // a write would exceed a tenant or cluster quota
-    kTenantLimit = 7,       // the cluster already holds max_tenants tenants
-    kBusy = 8,              // data directory in use by another process
-    kWrongKey = 9,          // master key does not match the cluster or tenant
-    kPermissionDenied = 10, // unsafe key file, or operation not allowed
+    kInvalidArgument = 2,    // bad tenant id, bad option, malformed input
+    kCorruption = 3,         // checksum/authentication failure on stored bytes
+    kIOError = 4,            // the operating system refused an operation
+    kAlreadyExists = 5,      // tenant, cluster or file already exists
+    kQuotaExceeded = 6,      // a write would exceed a tenant or cluster quota
+    kTenantLimit = 7,        // the cluster already holds max_tenants tenants
+    kBusy = 8,               // data directory in use by another process
+    kWrongKey = 9,           // master key does not match the cluster or tenant
+    kPermissionDenied = 10,  // unsafe key file, or operation not allowed
     kNotSupported = 11,
-    kKeyRevoked = 12,       // the tenant's key was revoked; tenant offline
-    kFenced = 13,           // a higher epoch exists; this cluster takes no writes
+    kKeyRevoked = 12,  // the tenant's key was revoked; tenant offline
+    kFenced = 13,      // a higher epoch exists; this cluster takes no writes
   };
 
   Status() noexcept = default;
 
   static Status OK() { return Status(); }
-  static Status NotFound(std::string_view msg) { return {Code::kNotFound, msg}; }
+  static Status NotFound(std::string_view msg) {
+    return {Code::kNotFound, msg};
+  }
   static Status InvalidArgument(std::string_view msg) {
     return {Code::kInvalidArgument, msg};
   }
@@ -63,7 +65,9 @@ class [[nodiscard]] Status {
     return {Code::kTenantLimit, msg};
   }
   static Status Busy(std::string_view msg) { return {Code::kBusy, msg}; }
-  static Status WrongKey(std::string_view msg) { return {Code::kWrongKey, msg}; }
+  static Status WrongKey(std::string_view msg) {
+    return {Code::kWrongKey, msg};
+  }
   static Status PermissionDenied(std::string_view msg) {
     return {Code::kPermissionDenied, msg};
   }

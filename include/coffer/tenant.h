@@ -13,8 +13,8 @@
 //   if (s.ok()) s = t->Write(coffer::WriteOptions(), batch);
 //   std::unique_ptr<coffer::Iterator> it =
 //       t->NewIterator(coffer::ReadOptions{.prefix = "user/"});
-//   for (it->SeekToFirst(); it->Valid(); it->Next()) use(it->key(), it->value());
-//   s = it->status();
+//   for (it->SeekToFirst(); it->Valid(); it->Next()) use(it->key(),
+//   it->value()); s = it->status();
 //
 // Thread-safety: a Tenant handle is safe for concurrent use from many threads.
 // An Iterator is not; use one per thread. The cluster may close an idle
@@ -121,8 +121,7 @@ class Tenant {
 
   // Never null. Errors (for example a dropped tenant) surface through
   // Iterator::status() with Valid() false.
-  virtual std::unique_ptr<Iterator> NewIterator(
-      const ReadOptions& options) = 0;
+  virtual std::unique_ptr<Iterator> NewIterator(const ReadOptions& options) = 0;
 
   // Takes a snapshot. On error *snapshot is left null.
   virtual Status GetSnapshot(std::shared_ptr<const Snapshot>* snapshot) = 0;

@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "engine/aead.h"
+#include "engine/clock.h"
 #include "engine/record_file.h"
 
 namespace coffer {
@@ -20,13 +21,6 @@ namespace {
 constexpr char kAuditInfo[] = "coffer audit v1";
 constexpr char kMacField[] = ",\"mac\":\"";
 constexpr char kUnauthenticated[] = "[unauthenticated] ";
-
-uint64_t NowMicros() {
-  return static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::microseconds>(
-          std::chrono::system_clock::now().time_since_epoch())
-          .count());
-}
 
 std::string Hex(const uint8_t* p, size_t n) {
   static const char kHex[] = "0123456789abcdef";

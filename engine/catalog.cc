@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "engine/aead.h"
+#include "engine/clock.h"
 #include "engine/record_file.h"
 
 namespace coffer {
@@ -17,13 +18,6 @@ namespace coffer {
 namespace {
 
 constexpr uint32_t kCatalogFormatVersion = 1;
-
-uint64_t NowMicros() {
-  return static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::microseconds>(
-          std::chrono::system_clock::now().time_since_epoch())
-          .count());
-}
 
 std::string CatalogKeyAad(const std::string& cluster) {
   return "coffer catalog key|" + cluster;

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "engine/clock.h"
 #include "engine/record_file.h"
 
 namespace coffer {
@@ -23,13 +24,6 @@ namespace fs = std::filesystem;
 
 constexpr uint32_t kFirstKeyVersion = 1;
 constexpr auto kDropWait = std::chrono::seconds(10);
-
-uint64_t NowMicros() {
-  return static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::microseconds>(
-          std::chrono::system_clock::now().time_since_epoch())
-          .count());
-}
 
 std::string RealPath(const std::string& path) {
   char buf[PATH_MAX];
@@ -482,10 +476,7 @@ Status ClusterImpl::DoDropTenant(std::string_view id, DropReport* r) {
   tenants_.erase(slot->id);
   cluster_used_ -= slot->used_bytes.load();
   s = RemoveTenantFiles(slot->id, r);
-  r->micros = static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::microseconds>(
-          std::chrono::steady_clock::now() - start)
-          .count());
+  r->micros = MicrosSince(start);
   return s;
 }
 

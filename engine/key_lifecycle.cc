@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdio>
 
+#include "engine/clock.h"
 #include "engine/cluster_impl.h"
 #include "engine/record_file.h"
 #include "rocksdb/convenience.h"
@@ -20,20 +21,6 @@ namespace coffer {
 namespace {
 
 constexpr auto kRekeyWait = std::chrono::seconds(5);
-
-uint64_t NowMicros() {
-  return static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::microseconds>(
-          std::chrono::system_clock::now().time_since_epoch())
-          .count());
-}
-
-uint64_t Since(std::chrono::steady_clock::time_point start) {
-  return static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::microseconds>(
-          std::chrono::steady_clock::now() - start)
-          .count());
-}
 
 std::string Join(const std::vector<uint32_t>& v) {
   std::string out;
@@ -179,7 +166,7 @@ Status ClusterImpl::DoRotateMasterKey(const std::string& new_key_id,
     }
   }
   Status s = catalog_->FinishMasterRotation();
-  r->micros = Since(start);
+  r->micros = MicrosSince(start);
   return s;
 }
 
@@ -259,7 +246,7 @@ Status ClusterImpl::DoRotateTenantKey(std::string_view id, bool rekey,
   TenantKeyStatus status;
   if (s.ok()) s = GetKeyStatus(id, &status);
   r->versions = status.versions;
-  r->micros = Since(start);
+  r->micros = MicrosSince(start);
   return s;
 }
 

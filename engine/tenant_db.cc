@@ -148,6 +148,7 @@ Status TenantDb::Open(const std::string& tenant_id, const std::string& db_dir,
   o.max_open_files = 64;
   // A recycled log file would be rewritten under its old keystream.
   o.recycle_log_file_num = 0;
+  o.WAL_ttl_seconds = shared.options.wal_retention_seconds;
   o.keep_log_file_num = 2;
   o.max_log_file_size = 1 << 20;
   o.stats_dump_period_sec = 0;

@@ -67,6 +67,10 @@ struct OpenOptions {
   // keys of open tenants are still available (a tenant whose key vanished
   // from the provider goes offline). Default: 30000 ms
   uint64_t maintenance_interval_ms = 30000;
+  // How long each tenant keeps write-ahead log files after their data is
+  // flushed, so a replica that fell behind can catch up from the log instead
+  // of a full reseed. 0 deletes them at once. Default: 0
+  uint64_t wal_retention_seconds = 0;
   // Benchmarking only: store tenant files in plaintext. Never use in
   // production; Cluster::Open refuses to mix modes on one directory.
   bool plaintext_for_benchmarks = false;

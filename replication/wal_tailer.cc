@@ -1,0 +1,74 @@
+// Copyright (c) Coffer authors.
+
+#include "replication/wal_tailer.h"
+
+#include "engine/tenant_db.h"
+#include "rocksdb/write_batch.h"
+
+namespace coffer {
+
+namespace {
+
+Status Gap(uint64_t wanted, uint64_t found) {
+  return Status::NotFound("gap: the write-ahead log no longer holds sequence " +
+                          std::to_string(wanted) + " (next available " +
+                          std::to_string(found) +
+                          "); the replica must be reseeded");
+}
+
+}  // namespace
+
+bool IsWalGap(const Status& s) {
+  return s.IsNotFound() && s.message().rfind("gap:", 0) == 0;
+}
+
+Status WalTailer::Read(uint64_t next_seq, size_t max_bytes,
+                       std::vector<WalBatch>* out) {
+  if (next_seq > db_->GetLatestSequenceNumber()) return Status::OK();
+  bool fresh = false;
+  if (iter_ == nullptr || expected_ != next_seq) {
+    iter_.reset();
+    rocksdb::TransactionLogIterator::ReadOptions ro(/*verify_checksums=*/true);
+    rocksdb::Status rs = db_->GetUpdatesSince(next_seq, &iter_, ro);
+    if (rs.IsNotFound()) return Status::OK();  // not yet written
+    if (!rs.ok()) return FromRocks(rs, "reading the write-ahead log");
+    expected_ = next_seq;
+    fresh = true;
+  }
+  size_t bytes = 0;
+  for (; iter_->Valid() && bytes < max_bytes; iter_->Next()) {
+    rocksdb::BatchResult r = iter_->GetBatch();
+    const uint64_t seq = r.sequence;
+    const uint32_t count = r.writeBatchPtr->Count();
+    if (fresh) {
+      // The first batch must cover the wanted sequence and start there:
+      // positions are always batch boundaries.
+      fresh = false;
+      if (seq != next_seq) {
+        iter_.reset();
+        return Gap(next_seq, seq);
+      }
+    } else if (seq != expected_) {
+      iter_.reset();
+      return Gap(expected_, seq);
+    }
+    WalBatch b;
+    b.first_seq = seq;
+    b.count = count;
+    b.data = r.writeBatchPtr->Data();
+    bytes += b.data.size();
+    out->push_back(std::move(b));
+    expected_ = seq + count;
+  }
+  if (!iter_->Valid()) {
+    rocksdb::Status rs = iter_->status();
+    iter_.reset();  // TryAgain or the end: a new iterator next time
+    if (!rs.ok() && !rs.IsTryAgain() && !rs.IsNotFound()) {
+      if (rs.IsCorruption() && out->empty()) return Gap(next_seq, 0);
+      return FromRocks(rs, "reading the write-ahead log");
+    }
+  }
+  return Status::OK();
+}
+
+}  // namespace coffer

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -216,6 +217,7 @@ Status AuditLog::Open(const std::string& dir, const SecretKey& catalog_key,
   s = ReadWhole(path, &bytes);
   if (!s.ok() && !s.IsNotFound()) return s;
   size_t torn = 0;
+  bool damaged = false;
   if (!bytes.empty() && bytes.back() != '\n') {
     size_t keep = bytes.rfind('\n');
     keep = keep == std::string::npos ? 0 : keep + 1;
@@ -232,17 +234,28 @@ Status AuditLog::Open(const std::string& dir, const SecretKey& catalog_key,
     std::string_view line(bytes.data() + start, bytes.size() - 1 - start);
     AuditEntry e;
     std::string_view body;
-    if (!ParseLine(line, &e, &body, log->last_mac_)) {
-      return Status::Corruption(path +
-                                ": last entry does not parse; run "
-                                "'coffer audit verify' to locate the damage");
+    if (ParseLine(line, &e, &body, log->last_mac_)) {
+      log->last_seq_ = e.seq;
+    } else {
+      // Damaged: the cluster still opens (so the damage can be inspected
+      // and verified), and the chain continues after the entries' count
+      // from a zero mac; VerifyAudit reports the damaged entry.
+      log->last_seq_ =
+          static_cast<uint64_t>(std::count(bytes.begin(), bytes.end(), '\n'));
+      std::memset(log->last_mac_, 0, sizeof(log->last_mac_));
+      damaged = true;
     }
-    log->last_seq_ = e.seq;
   }
   log->fd_ =
       ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
   if (log->fd_ < 0) {
     return Status::IOError("cannot open " + path + ": " + std::strerror(errno));
+  }
+  if (damaged) {
+    s = log->Append("coffer", "audit.damaged", "audit", "Corruption",
+                    "the last entry does not parse; the chain restarts here "
+                    "and 'coffer audit verify' reports the damaged entry");
+    if (!s.ok()) return s;
   }
   if (torn > 0) {
     s = log->Append("coffer", "audit.repair", "audit", "ok",
@@ -302,10 +315,21 @@ Status AuditLog::Append(const std::string& actor, const std::string& action,
   Status s = Mac(last_mac_, body, mac);
   if (!s.ok()) return s;
   const std::string line = body + kMacField + Hex(mac, 32) + "\"}\n";
+  struct stat st;
+  if (::fstat(fd_, &st) != 0) {
+    return Status::IOError("cannot stat " + dir_ + "/" + kAuditFile + ": " +
+                           std::strerror(errno));
+  }
   ssize_t n = ::write(fd_, line.data(), line.size());
   if (n != static_cast<ssize_t>(line.size()) || ::fdatasync(fd_) != 0) {
+    const std::string err = std::strerror(errno);
+    // Take the partial entry back, so the chain stays intact for the next.
+    if (::ftruncate(fd_, st.st_size) != 0) {
+      return Status::IOError("cannot append to " + dir_ + "/" + kAuditFile +
+                             " (" + err + ") nor undo the partial entry");
+    }
     return Status::IOError("cannot append to " + dir_ + "/" + kAuditFile +
-                           ": " + std::strerror(errno));
+                           ": " + err);
   }
   last_seq_ = e.seq;
   std::memcpy(last_mac_, mac, 32);
@@ -325,8 +349,15 @@ Status AuditLog::Read(uint64_t since, std::vector<AuditEntry>* out) const {
     uint8_t mac[32];
     if (!ParseLine(std::string_view(bytes).substr(pos, nl - pos), &e, &body,
                    mac)) {
-      return Status::Corruption(dir_ + "/" + kAuditFile + ": entry at byte " +
-                                std::to_string(pos) + " does not parse");
+      // Shown, not hidden: the reader sees where the damage is.
+      e = AuditEntry();
+      e.action = "audit.unreadable";
+      e.outcome = "Corruption";
+      e.detail = "the entry at byte " + std::to_string(pos) +
+                 " does not parse (run audit verify)";
+      out->push_back(std::move(e));
+      pos = nl + 1;
+      continue;
     }
     if (e.unix_micros >= since) out->push_back(std::move(e));
     pos = nl + 1;

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstring>
 
+#include "coffer/cluster.h"
 #include "engine/aead.h"
 #include "engine/clock.h"
 #include "engine/record_file.h"
@@ -22,8 +23,11 @@ constexpr uint32_t kCatalogFormatVersion = 1;
 std::string CatalogKeyAad(const std::string& cluster) {
   return "coffer catalog key|" + cluster;
 }
-std::string ClusterAad(const std::string& cluster) {
-  return "coffer cluster|" + cluster;
+// The clear header's fields that matter are bound into the sealed body, so
+// editing them (say, pointing new tenants at another master key) is detected.
+std::string ClusterAad(const catalogpb::ClusterHeader& h) {
+  return "coffer cluster|" + h.cluster_id() + "|" + h.master_key_id() + "|" +
+         h.rotating_to() + "|" + std::to_string(h.format_version());
 }
 std::string TenantAad(const std::string& cluster, const std::string& tenant) {
   return "coffer tenant|" + cluster + "|" + tenant;
@@ -130,8 +134,8 @@ Status Catalog::Load(const std::string& dir, std::shared_ptr<KeyProvider> keys,
   Wipe(&raw);
   if (!s.ok()) return Status::Corruption(path + ": catalog key has wrong size");
   std::string body;
-  s = AeadOpen(c->catalog_key_, record.sealed_body(),
-               ClusterAad(c->header_.cluster_id()), &body);
+  s = AeadOpen(c->catalog_key_, record.sealed_body(), ClusterAad(c->header_),
+               &body);
   if (!s.ok() || !c->body_.ParseFromString(body)) {
     return Status::Corruption(path + ": cluster record fails authentication");
   }
@@ -144,7 +148,7 @@ Status Catalog::SaveCluster(const catalogpb::ClusterBody& body) {
   *record.mutable_header() = header_;
   std::string sealed;
   Status s = AeadSeal(catalog_key_, body.SerializeAsString(),
-                      ClusterAad(header_.cluster_id()), &sealed);
+                      ClusterAad(header_), &sealed);
   if (!s.ok()) return s;
   record.set_sealed_body(sealed);
   s = WriteRecordFile(dir_ + "/" + kClusterFile, record.SerializeAsString());
@@ -167,8 +171,11 @@ Status Catalog::AddCatalogKeyWrap(const std::string& key_id, bool persist) {
 }
 
 Status Catalog::BeginMasterRotation(const std::string& new_key_id) {
+  const catalogpb::ClusterHeader old = header_;
   header_.set_rotating_to(new_key_id);
-  return AddCatalogKeyWrap(new_key_id, /*persist=*/true);
+  Status s = AddCatalogKeyWrap(new_key_id, /*persist=*/true);
+  if (!s.ok()) header_ = old;  // nothing changes unless it is on disk
+  return s;
 }
 
 Status Catalog::FinishMasterRotation() {
@@ -234,7 +241,14 @@ Status Catalog::LoadTenants(
   std::vector<std::string> names;
   while (struct dirent* e = ::readdir(d)) {
     std::string name = e->d_name;
-    if (name == "." || name == "..") continue;
+    // Only real directories named like a tenant are tenants; anything else
+    // (lost+found, a symlink, an operator's copy) is never touched.
+    struct stat st;
+    if (!ValidateId("tenant", name).ok() ||
+        ::lstat((root + "/" + name).c_str(), &st) != 0 ||
+        !S_ISDIR(st.st_mode)) {
+      continue;
+    }
     names.push_back(std::move(name));
   }
   ::closedir(d);

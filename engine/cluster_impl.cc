@@ -304,7 +304,13 @@ Status ClusterImpl::Audit(const std::string& action, const std::string& target,
   Status s = audit_->Append(principal_, action, target,
                             Status::CodeName(outcome.code()), text);
   if (!outcome.ok()) return outcome;
-  return s;
+  if (!s.ok()) {
+    return Status::IOError(action + " on " + target +
+                           " was done, but could not be recorded in the "
+                           "audit trail: " +
+                           s.message());
+  }
+  return Status::OK();
 }
 
 Status ClusterImpl::CreateTenant(std::string_view id,
@@ -389,10 +395,15 @@ Status ClusterImpl::RemoveTenantFiles(const std::string& id,
   std::error_code ec;
   // Data first, the (keyless) record last: a crash in between is finished by
   // the next open.
+  if (fs::is_symlink(fs::symlink_status(dir, ec))) {
+    return Status::InvalidArgument("tenant directory " + dir +
+                                   " is a symbolic link; not removing it");
+  }
   std::vector<fs::path> files;
+  // Symbolic links inside are removed as links, never followed.
   for (auto it = fs::recursive_directory_iterator(dir, ec);
        !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-    if (it->is_regular_file() && it->path() != record) {
+    if (fs::is_regular_file(it->symlink_status()) && it->path() != record) {
       files.push_back(it->path());
     }
   }

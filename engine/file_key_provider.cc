@@ -237,7 +237,7 @@ class CompositeKeyProvider final : public KeyProvider {
     return nullptr;
   }
   static Status Missing(std::string_view key_id) {
-    return Status::WrongKey("none of the given master keys is key " +
+    return Status::NotFound("none of the given master keys is key " +
                             std::string(key_id));
   }
 

@@ -36,7 +36,10 @@ Status RewriteFile(rocksdb::FileSystem* fs, const std::string& path) {
   const std::string tmp = path + ".rekey";
   if (io.ok()) io = rocksdb::WriteStringToFile(fs, data, tmp, /*sync=*/true);
   if (io.ok()) io = fs->RenameFile(tmp, path, rocksdb::IOOptions(), nullptr);
-  return FromRocks(io, "rewrite of " + path);
+  Status s = FromRocks(io, "rewrite of " + path);
+  // The old version is destroyed next: the rename must be durable first.
+  if (s.ok()) s = SyncDir(path.substr(0, path.rfind('/')));
+  return s;
 }
 
 }  // namespace
@@ -108,6 +111,16 @@ Status ClusterImpl::DoRotateMasterKey(const std::string& new_key_id,
           "master-key rotation needs both keys: open the cluster with a "
           "provider holding " +
           old_id + " and " + new_key_id);
+    }
+    if (!corrupt_.empty()) {
+      // Their keys could not be re-wrapped, and finishing would strand them
+      // under a key the operator is about to throw away.
+      std::string ids;
+      for (const auto& [id, status] : corrupt_) ids += " " + id;
+      return Status::Corruption(
+          "records of tenants" + ids +
+          " are unreadable; repair or drop them before rotating the master "
+          "key");
     }
     // 1. Both keys open the catalog; tenants created from now on use the
     //    new key.
@@ -186,12 +199,19 @@ Status ClusterImpl::DoRotateTenantKey(std::string_view id, bool rekey,
   *r = KeyRotationReport();
   r->tenant = std::string(id);
   std::shared_ptr<TenantSlot> slot;
+  // Released after mu_: dropping the last reference closes the database.
+  std::shared_ptr<TenantDb> live;
   {
     std::lock_guard<std::mutex> lock(mu_);
     Status s = FindSlotLocked(id, &slot);
     if (!s.ok()) return s;
     if (!encrypted_)
       return Status::NotSupported("cluster is in plaintext mode");
+    if (rocksdb_ctr_) {
+      // The baseline provider has no per-file key versions to rotate.
+      return Status::NotSupported(
+          "key rotation is not available in the RocksDB CTR benchmark mode");
+    }
     if (slot->revoked.load()) {
       return Status::KeyRevoked("tenant '" + slot->id +
                                 "' is revoked; restore it before rotating");
@@ -226,9 +246,7 @@ Status ClusterImpl::DoRotateTenantKey(std::string_view id, bool rekey,
     body.set_current_key_version(version);
     s = catalog_->SaveTenant(body);
     if (!s.ok()) return s;
-    // The open instance (if any) learns the key too. Its last reference may
-    // be released here, which closes it: never while holding slot->mu.
-    std::shared_ptr<TenantDb> live;
+    // The open instance (if any) learns the key too.
     {
       std::lock_guard<std::mutex> slot_lock(slot->mu);
       slot->body = body;
@@ -237,6 +255,7 @@ Status ClusterImpl::DoRotateTenantKey(std::string_view id, bool rekey,
     if (live != nullptr) live->keyring()->Add(version, dek, true);
     r->new_version = version;
   }
+  live.reset();  // outside mu_; a rekey below needs the instance idle
   Status s;
   if (rekey) {
     s = Rekey(slot);
@@ -315,8 +334,14 @@ Status ClusterImpl::Rekey(const std::shared_ptr<TenantSlot>& slot) {
 Status ClusterImpl::RetireUnusedVersions(
     const std::shared_ptr<TenantSlot>& slot, std::vector<uint32_t>* retired) {
   std::lock_guard<std::mutex> lock(mu_);
-  const std::map<uint32_t, uint64_t> counts =
-      CountFilesByKeyVersion(catalog_->TenantDbDir(slot->id));
+  std::map<uint32_t, uint64_t> counts;
+  Status scan =
+      CountFilesByKeyVersion(catalog_->TenantDbDir(slot->id), &counts);
+  if (!scan.ok()) return scan;  // retire nothing on a partial view
+  if (counts.count(0) != 0) {
+    // A file whose version cannot be read might need any version.
+    return Status::OK();
+  }
   catalogpb::TenantBody body;
   {
     std::lock_guard<std::mutex> slot_lock(slot->mu);
@@ -364,7 +389,7 @@ Status ClusterImpl::RestoreTenantKey(std::string_view id) {
 Status ClusterImpl::SetRevoked(std::string_view id, bool revoked,
                                std::string_view reason) {
   std::shared_ptr<TenantSlot> slot;
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   Status s = FindSlotLocked(id, &slot);
   if (!s.ok()) return s;
   catalogpb::TenantBody body;
@@ -387,6 +412,7 @@ Status ClusterImpl::SetRevoked(std::string_view id, bool revoked,
   slot->revoked = revoked;
   // Offline at once: the database closes (wiping its keys) as soon as the
   // operations already running let go of it.
+  lock.unlock();  // a close may wait for background work: not under mu_
   if (revoked) registry_->Evict(slot);
   return Status::OK();
 }
@@ -406,13 +432,19 @@ Status ClusterImpl::GetKeyStatus(std::string_view id, TenantKeyStatus* out) {
   *out = TenantKeyStatus();
   out->tenant = slot->id;
   out->master_key_id = body.master_key_id();
-  out->own_master_key = body.master_key_id() != catalog_->master_key_id() &&
-                        body.master_key_id() != catalog_->rotating_to();
+  {
+    std::lock_guard<std::mutex> lock(mu_);  // the catalog header may change
+    out->own_master_key = body.master_key_id() != catalog_->master_key_id() &&
+                          body.master_key_id() != catalog_->rotating_to();
+  }
   out->master_key_available = keys_->HasKey(body.master_key_id());
   out->current_version = body.current_key_version();
   out->revoked = body.revoked();
   out->revoke_reason = body.revoke_reason();
-  const auto counts = CountFilesByKeyVersion(catalog_->TenantDbDir(slot->id));
+  std::map<uint32_t, uint64_t> counts;
+  Status scan =
+      CountFilesByKeyVersion(catalog_->TenantDbDir(slot->id), &counts);
+  if (!scan.ok()) return scan;
   for (const catalogpb::DataKey& k : body.keys()) {
     KeyVersionInfo v;
     v.version = k.version();
@@ -474,7 +506,7 @@ void ClusterImpl::RunMaintenance() {
         created = k.created_unix_micros();
       }
     }
-    if (created != 0 && now - created > max_age_micros) {
+    if (created != 0 && now > created && now - created > max_age_micros) {
       RotateTenantKey(slot->id, /*rekey=*/false, nullptr)
           .PermitUncheckedError();  // recorded in the audit trail
     }

@@ -7,7 +7,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
+#include <vector>
 
 #include "engine/per_block_cipher.h"
 #include "rocksdb/convenience.h"
@@ -223,31 +225,60 @@ uint64_t TenantDb::UsedBytes() const {
          usage_->unflushed.load(std::memory_order_relaxed);
 }
 
-std::map<uint32_t, uint64_t> CountFilesByKeyVersion(const std::string& db_dir) {
-  std::map<uint32_t, uint64_t> counts;
+Status CountFilesByKeyVersion(const std::string& db_dir,
+                              std::map<uint32_t, uint64_t>* counts) {
+  counts->clear();
   DIR* d = ::opendir(db_dir.c_str());
-  if (d == nullptr) return counts;
+  if (d == nullptr) {
+    if (errno == ENOENT) return Status::OK();  // never opened: no files
+    return Status::IOError("cannot list " + db_dir + ": " +
+                           std::strerror(errno));
+  }
+  std::vector<std::string> names;
   while (struct dirent* e = ::readdir(d)) {
-    const std::string path = db_dir + "/" + e->d_name;
-    struct stat st;
-    if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
-    if (std::strcmp(e->d_name, "LOCK") == 0) continue;  // never written
-    char prefix[kFilePrefixBytes];
-    uint32_t version = 0;
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-      ssize_t n = ::read(fd, prefix, sizeof(prefix));
-      ::close(fd);
-      FilePrefixInfo info;
-      if (n == static_cast<ssize_t>(sizeof(prefix)) &&
-          ParseFilePrefix(rocksdb::Slice(prefix, sizeof(prefix)), &info).ok()) {
-        version = info.key_version;
-      }
-    }
-    counts[version]++;
+    std::string name = e->d_name;
+    if (name != "." && name != "..") names.push_back(std::move(name));
   }
   ::closedir(d);
-  return counts;
+  for (const std::string& name : names) {
+    const std::string path = db_dir + "/" + name;
+    struct stat st;
+    if (::lstat(path.c_str(), &st) != 0) {
+      if (errno == ENOENT) continue;  // deleted meanwhile (obsolete file)
+      return Status::IOError("cannot stat " + path + ": " +
+                             std::strerror(errno));
+    }
+    if (S_ISDIR(st.st_mode)) {
+      // archive/: write-ahead logs kept for replication.
+      std::map<uint32_t, uint64_t> sub;
+      Status s = CountFilesByKeyVersion(path, &sub);
+      if (!s.ok()) return s;
+      for (const auto& [v, n] : sub) (*counts)[v] += n;
+      continue;
+    }
+    if (!S_ISREG(st.st_mode) || name == "LOCK") continue;  // LOCK: empty
+    char prefix[kFilePrefixBytes];
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      if (errno == ENOENT) continue;
+      return Status::IOError("cannot open " + path + ": " +
+                             std::strerror(errno));
+    }
+    ssize_t n = ::read(fd, prefix, sizeof(prefix));
+    int err = errno;
+    ::close(fd);
+    if (n < 0) {
+      return Status::IOError("cannot read " + path + ": " + std::strerror(err));
+    }
+    FilePrefixInfo info;
+    uint32_t version = 0;  // no valid prefix (an empty file, a foreign file)
+    if (n == static_cast<ssize_t>(sizeof(prefix)) &&
+        ParseFilePrefix(rocksdb::Slice(prefix, sizeof(prefix)), &info).ok()) {
+      version = info.key_version;
+    }
+    (*counts)[version]++;
+  }
+  return Status::OK();
 }
 
 uint64_t OnDiskUsage(const std::string& db_dir, bool encrypted) {

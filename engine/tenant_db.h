@@ -98,9 +98,12 @@ class TenantDb {
 // Translates a RocksDB status, prefixing `context` (e.g. "tenant 'acme'").
 Status FromRocks(const rocksdb::Status& s, const std::string& context);
 
-// How many files of `db_dir` carry each data-key version in their prefix
-// (read raw, no key needed). Files without a valid prefix count as version 0.
-std::map<uint32_t, uint64_t> CountFilesByKeyVersion(const std::string& db_dir);
+// How many files under `db_dir` (recursively: archived logs too) carry each
+// data-key version in their prefix, read raw without any key. Files without
+// a valid prefix count as version 0. IOError if any file cannot be examined:
+// a version must never be judged unused on a partial scan.
+Status CountFilesByKeyVersion(const std::string& db_dir,
+                              std::map<uint32_t, uint64_t>* counts);
 
 // Sum of the logical sizes of table and log files in a closed tenant's
 // database directory: its usage before it is first opened.

@@ -16,8 +16,24 @@ Status TenantRegistry::OpenInstanceLocked(
     const std::shared_ptr<TenantSlot>& slot,
     std::unique_lock<std::mutex>& lock) {
   // The previous instance may be mid-close on another thread (its last
-  // reference just went): RocksDB allows one instance per directory.
-  slot->cv.wait(lock, [&] { return slot->instances == 0; });
+  // reference just went): RocksDB allows one instance per directory. While
+  // waiting, another caller may open it, or the tenant may go away.
+  for (;;) {
+    if (slot->db != nullptr) return Status::OK();
+    if (auto alive = slot->live.lock()) {
+      slot->db = std::move(alive);
+      return Status::OK();
+    }
+    if (slot->dropped.load()) {
+      return Status::NotFound("tenant '" + slot->id + "' was dropped");
+    }
+    if (slot->revoked.load()) {
+      return Status::KeyRevoked("tenant '" + slot->id +
+                                "' is offline: its key was revoked");
+    }
+    if (slot->instances == 0) break;
+    slot->cv.wait(lock);
+  }
   std::shared_ptr<TenantDb> opened;
   Status s = opener_(*slot, &opened);
   if (!s.ok()) return s;
@@ -68,13 +84,18 @@ Status TenantRegistry::Pin(const std::shared_ptr<TenantSlot>& slot,
   }
   slot->last_use.store(clock_.fetch_add(1) + 1, std::memory_order_relaxed);
   if (opened) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      open_.push_back(slot);
-    }
+    List(slot);
     EvictIdle(slot.get());
   }
   return Status::OK();
+}
+
+void TenantRegistry::List(const std::shared_ptr<TenantSlot>& slot) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!slot->listed) {
+    slot->listed = true;
+    open_.push_back(slot);
+  }
 }
 
 void TenantRegistry::EvictIdle(const TenantSlot* keep) {
@@ -105,6 +126,7 @@ void TenantRegistry::EvictIdle(const TenantSlot* keep) {
         closing.push_back(std::move(s->db));
         s->db = nullptr;
       }
+      open_[victim]->listed = false;
       open_[victim] = std::move(open_.back());
       open_.pop_back();
       closes_.fetch_add(1);
@@ -118,6 +140,7 @@ void TenantRegistry::Forget(const std::shared_ptr<TenantSlot>& slot) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = std::find(open_.begin(), open_.end(), slot);
   if (it != open_.end()) open_.erase(it);
+  slot->listed = false;
 }
 
 Status TenantRegistry::TakeIdle(const std::shared_ptr<TenantSlot>& slot,
@@ -137,13 +160,10 @@ Status TenantRegistry::TakeIdle(const std::shared_ptr<TenantSlot>& slot,
         std::lock_guard<std::mutex> lock(slot->mu);
         slot->db = db;
       }
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        open_.push_back(slot);
-      }
+      List(slot);
       return Status::Busy("tenant '" + slot->id +
-                          "' is still in use (open iterators or snapshots); "
-                          "release them and retry");
+                          "' is still in use (open iterators or snapshots, or "
+                          "another administrative operation); retry later");
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
@@ -179,10 +199,7 @@ Status TenantRegistry::Reopen(const std::shared_ptr<TenantSlot>& slot,
     std::unique_lock<std::mutex> lock(slot->mu);
     s = OpenInstanceLocked(slot, lock);
   }
-  if (s.ok()) {
-    std::lock_guard<std::mutex> lock(mu_);
-    open_.push_back(slot);
-  }
+  if (s.ok()) List(slot);
   done();
   return s;
 }
@@ -202,6 +219,7 @@ void TenantRegistry::CloseAll() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     slots.swap(open_);
+    for (auto& slot : slots) slot->listed = false;
   }
   for (auto& slot : slots) {
     std::shared_ptr<TenantDb> db;

@@ -39,6 +39,7 @@ struct TenantSlot {
   std::condition_variable cv;    // signalled when reopening or a close ends
   bool reopening = false;        // guarded by mu; pins wait meanwhile
   int instances = 0;             // guarded by mu; open or still closing
+  bool listed = false;  // guarded by the registry's mu_: in its open list
   std::atomic<bool> dropped{false};
   // Revoked keys (persisted in the record) or a master key that became
   // unavailable: the tenant is offline, every call fails with KeyRevoked.
@@ -95,6 +96,8 @@ class TenantRegistry {
   // open; never closes `keep`.
   void EvictIdle(const TenantSlot* keep);
   void Forget(const std::shared_ptr<TenantSlot>& slot);
+  // Adds the slot to the open list unless it is there already.
+  void List(const std::shared_ptr<TenantSlot>& slot);
   // Opens a new instance into slot->db once no older one is still closing.
   // REQUIRES: `lock` holds slot->mu.
   Status OpenInstanceLocked(const std::shared_ptr<TenantSlot>& slot,

@@ -132,7 +132,8 @@ TEST_F(KeyLifecycleTest, RekeyRetiresEveryOldVersion) {
   ASSERT_EQ(1u, r.versions.size());
   EXPECT_EQ(3u, r.versions[0].version);
   // Every file of the tenant is on version 3 now.
-  auto counts = CountFilesByKeyVersion(data_ + "/tenants/acme/db");
+  std::map<uint32_t, uint64_t> counts;
+  ASSERT_OK(CountFilesByKeyVersion(data_ + "/tenants/acme/db", &counts));
   ASSERT_EQ(1u, counts.size()) << "files on versions other than 3 remain";
   EXPECT_EQ(3u, counts.begin()->first);
   ExpectFilled(c.get(), "acme", 200, "a");

@@ -197,7 +197,8 @@ class Cluster {
   virtual Status GetKeyStatus(std::string_view id, TenantKeyStatus* status) = 0;
 
   // Audit entries recorded at or after `since_unix_micros` (0: all), oldest
-  // first, as stored (use VerifyAudit to check them).
+  // first, as stored (use VerifyAudit to check them). An entry that does not
+  // parse appears as action "audit.unreadable" with seq 0.
   virtual Status ReadAudit(uint64_t since_unix_micros,
                            std::vector<AuditEntry>* entries) const = 0;
   // Verifies the whole audit chain and anchors its head for the next

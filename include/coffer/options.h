@@ -65,7 +65,8 @@ struct OpenOptions {
   uint64_t max_data_key_age_seconds = 0;
   // How often background maintenance runs: key ages, and whether the master
   // keys of open tenants are still available (a tenant whose key vanished
-  // from the provider goes offline). Default: 30000 ms
+  // from the provider goes offline). 0 turns background maintenance off
+  // (no key-age rotation, no key-loss detection). Default: 30000 ms
   uint64_t maintenance_interval_ms = 30000;
   // How long each tenant keeps write-ahead log files after their data is
   // flushed, so a replica that fell behind can catch up from the log instead

@@ -73,11 +73,18 @@ Status ScratchCluster::Create(const std::string& parent, Mode mode,
   options.limits.max_tenants = max_tenants;
   options.limits.default_tenant_quota = 0;
   options.limits.cluster_quota = 0;
+  c->open_options_ = open_options;
+  c->keys_ = keys;
   s = Cluster::Create(c->data_dir_, options, open_options, std::move(keys),
                       &c->cluster_);
   if (!s.ok()) return s;
   *result = std::move(c);
   return Status::OK();
+}
+
+Status ScratchCluster::Reopen() {
+  cluster_.reset();
+  return Cluster::Open(data_dir_, open_options_, keys_, &cluster_);
 }
 
 ScratchCluster::~ScratchCluster() {

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "coffer/cluster.h"
+#include "coffer/key_provider.h"
 #include "coffer/options.h"
 #include "coffer/status.h"
 
@@ -45,14 +46,17 @@ class ScratchCluster {
 
   Cluster* cluster() const { return cluster_.get(); }
   const std::string& data_dir() const { return data_dir_; }
-  // Closes the cluster (every handle must be gone) but keeps the files.
-  void Close() { cluster_.reset(); }
+  // Closes the cluster (every handle must be gone) and opens it again with
+  // the same options: afterwards no tenant is open.
+  Status Reopen();
 
  private:
   ScratchCluster() = default;
 
   std::string root_;
   std::string data_dir_;
+  OpenOptions open_options_;
+  std::shared_ptr<KeyProvider> keys_;
   std::unique_ptr<Cluster> cluster_;
 };
 

@@ -8,6 +8,11 @@ median ops/sec of each mode for each (value size, tenants) configuration,
 labelled with the median-of-pairs ratio coffer/none (and coffer/rocksdb-ctr)
 that coffer-bench printed. Standard library only.
 
+It also prints a Markdown table of the same figures to stdout: per file,
+workload and mode pair the throughput ratio (median of pairs, min, max), the
+median ops/sec of each side, and the ratio of median P50 latencies (A/B, so
+above 1 means B is faster), which a stalled run moves less than throughput.
+
 Usage: python3 bench/plot_ratios.py OUT.svg RESULT.json [RESULT.json ...]
 """
 
@@ -38,11 +43,17 @@ def load(paths):
         config = (opts["value_size"], opts["tenants"])
         if config not in configs:
             configs.append(config)
+        # Coffer's bar comes from its runs paired with plaintext, so that it
+        # and the plaintext bar are the two sides of one printed ratio.
+        paired_with_none = "none" in opts["modes"]
         for run in doc["runs"]:
             w = run["workload"]
             if w not in workloads:
                 workloads.append(w)
-            ops.setdefault((w, config), {}).setdefault(run["mode"], []).append(
+            mode = run["mode"]
+            if mode == "coffer" and not paired_with_none:
+                mode = "coffer-vs-ctr"
+            ops.setdefault((w, config), {}).setdefault(mode, []).append(
                 run["ops_per_sec"])
         for r in doc.get("ratios", []):
             ratios[(r["workload"], config, r["a"], r["b"])] = r["median"]
@@ -76,7 +87,10 @@ def panel(out, x0, y0, w, h, workload, ops, ratios, configs, modes):
     medians = {}
     for c in configs:
         for m in modes:
-            vals = ops.get((workload, c), {}).get(m)
+            per_mode = ops.get((workload, c), {})
+            vals = per_mode.get(m)
+            if m == "coffer" and not vals:  # no plaintext pairing: use any
+                vals = per_mode.get("coffer-vs-ctr")
             if vals:
                 medians[(c, m)] = statistics.median(vals)
     vmax = nice_max(max(medians.values(), default=1) * 1.15)
@@ -121,6 +135,29 @@ def panel(out, x0, y0, w, h, workload, ops, ratios, configs, modes):
                f'y2="{py + plot_h}" class="axis"/>')
 
 
+def table(paths):
+    """Markdown rows: one per file, workload and compared pair."""
+    rows = ["| workload | value | tenants | B/A | ratio B/A (median) | min | max "
+            "| ops/sec A | ops/sec B | P50 latency A/B |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
+    for path in paths:
+        with open(path) as f:
+            doc = json.load(f)
+        opts = doc["options"]
+        for r in doc.get("ratios", []):
+            p50 = {m: statistics.median(run["p50_us"] for run in doc["runs"]
+                                        if run["workload"] == r["workload"]
+                                        and run["mode"] == m)
+                   for m in (r["a"], r["b"])}
+            rows.append(
+                f"| {r['workload']} | {size_label(opts['value_size'])} | "
+                f"{opts['tenants']} | {r['b']}/{r['a']} | **{r['median']:.3f}** | "
+                f"{r['min']:.3f} | {r['max']:.3f} | {r['a_ops_per_sec_median']:.0f} | "
+                f"{r['b_ops_per_sec_median']:.0f} | "
+                f"{p50[r['a']] / p50[r['b']]:.3f} |")
+    return "\n".join(rows)
+
+
 def main(argv):
     if len(argv) < 3:
         sys.stderr.write(__doc__)
@@ -128,7 +165,8 @@ def main(argv):
     out_path, paths = argv[1], argv[2:]
     ops, ratios, configs, workloads = load(paths)
     modes = [m for m in MODE_ORDER
-             if any(m in per_mode for per_mode in ops.values())]
+             if any(m in per_mode or (m == "coffer" and "coffer-vs-ctr" in per_mode)
+                    for per_mode in ops.values())]
     panel_w = max(420, 120 * len(configs) + 90)
     panel_h = 360
     width = panel_w * len(workloads) + 20
@@ -155,12 +193,15 @@ def main(argv):
         out.append(f'<text x="{lx + 20}" y="{panel_h + 24}" class="legend">'
                    f'{escape(MODE_LABEL[m])}</text>')
         lx += 40 + 8 * len(MODE_LABEL[m])
-    out.append(f'<text x="20" y="{panel_h + 50}" class="note">Label over a Coffer '
-               'bar: coffer/none ratio; over a RocksDB CTR bar: coffer/rocksdb-ctr '
-               '(median of alternating pairs). Bars: median ops/sec per mode.</text>')
+    out.append(f'<text x="20" y="{panel_h + 50}" class="note">Bars: median ops/sec. '
+               'Label over a Coffer bar: coffer/none, over a RocksDB CTR bar: '
+               'coffer/rocksdb-ctr (\u201cC\u201d), each the median of alternating '
+               'pairs; the CTR baseline ran in its own paired runs against Coffer.'
+               '</text>')
     out.append('</svg>')
     with open(out_path, "w") as f:
         f.write("\n".join(out) + "\n")
+    print(table(paths))
     return 0
 
 

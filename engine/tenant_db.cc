@@ -17,6 +17,7 @@
 #include "rocksdb/filter_policy.h"
 #include "rocksdb/listener.h"
 #include "rocksdb/options.h"
+#include "rocksdb/transaction_log.h"
 
 namespace coffer {
 
@@ -151,6 +152,12 @@ Status TenantDb::Open(const std::string& tenant_id, const std::string& db_dir,
   // A recycled log file would be rewritten under its old keystream.
   o.recycle_log_file_num = 0;
   o.WAL_ttl_seconds = shared.options.wal_retention_seconds;
+  // A lazily reopened tenant keeps its recovered writes in the memtable
+  // instead of writing and syncing a table file on every open, and opens its
+  // few table files without spawning a thread pool: together they cut cold
+  // open P99 at 10,000 tenants from ~48 ms to ~7 ms (bench/README.md).
+  o.avoid_flush_during_recovery = true;
+  o.max_file_opening_threads = 1;
   o.keep_log_file_num = 2;
   o.max_log_file_size = 1 << 20;
   o.stats_dump_period_sec = 0;
@@ -193,6 +200,17 @@ Status TenantDb::Open(const std::string& tenant_id, const std::string& db_dir,
   uint64_t sst = 0;
   t->db_->GetIntProperty(rocksdb::DB::Properties::kLiveSstFilesSize, &sst);
   t->usage_->tables.store(sst);
+  // Writes recovered from the log stay in the memtable (no flush during
+  // recovery): count them, by the size of the live logs, a slight
+  // over-estimate that the next flush mostly takes back.
+  rocksdb::VectorLogPtr logs;
+  if (t->db_->GetSortedWalFiles(logs).ok()) {
+    uint64_t bytes = 0;
+    for (const auto& log : logs) {
+      if (log->Type() == rocksdb::kAliveLogFile) bytes += log->SizeFileBytes();
+    }
+    t->usage_->unflushed.store(bytes);
+  }
   *result = std::move(t);
   return Status::OK();
 }

@@ -87,7 +87,10 @@ check "--json keeps the text on stderr" grep -qE "^fillrandom +:" "$tmp/json.err
 
 # ---- the chart ----------------------------------------------------------------
 svg="$tmp/chart.svg"
-check "plot_ratios.py writes an SVG" python3 "$source_dir/bench/plot_ratios.py" "$svg" "$json"
+check "plot_ratios.py writes an SVG" python3 "$source_dir/bench/plot_ratios.py" "$svg" "$json" \
+  >"$tmp/table.txt"
+check "and prints a Markdown row per ratio" \
+  test "$(grep -cE '^\| (fillrandom|readrandom) \| 1 KiB \| 3 \| coffer/rocksdb-ctr \| \*\*[0-9.]+\*\*' "$tmp/table.txt")" -eq 2
 py_check "the SVG parses as XML with bars" "$svg" '
 import sys, xml.etree.ElementTree as ET
 root = ET.parse(sys.argv[1]).getroot()

@@ -69,7 +69,7 @@ Status Catalog::Create(const std::string& dir, const ClusterOptions& options,
   catalogpb::ClusterBody body;
   body.set_region(options.region);
   body.set_geography(options.geography);
-  body.set_role("primary");
+  body.set_role(options.replica ? "replica" : "primary");
   body.set_epoch(1);
   body.set_max_tenants(options.limits.max_tenants);
   body.set_default_tenant_quota(options.limits.default_tenant_quota);
@@ -290,20 +290,23 @@ Status Catalog::SaveTenant(const catalogpb::TenantBody& body) {
 
 Status Catalog::WrapDataKey(const std::string& tenant, uint32_t version,
                             const std::string& master_key_id,
-                            const SecretKey& key, std::string* wrapped) const {
+                            const SecretKey& key, std::string* wrapped,
+                            const std::string& home_cluster) const {
+  const std::string& home = home_cluster.empty() ? cluster_id() : home_cluster;
   return keys_->Wrap(master_key_id, key.view(),
-                     "coffer data key|" + cluster_id() + "|" + tenant + "|" +
+                     "coffer data key|" + home + "|" + tenant + "|" +
                          std::to_string(version),
                      wrapped);
 }
 
 Status Catalog::UnwrapDataKey(const std::string& tenant, uint32_t version,
                               const std::string& master_key_id,
-                              const std::string& wrapped,
-                              SecretKey* key) const {
+                              const std::string& wrapped, SecretKey* key,
+                              const std::string& home_cluster) const {
+  const std::string& home = home_cluster.empty() ? cluster_id() : home_cluster;
   std::string raw;
   Status s = keys_->Unwrap(master_key_id, wrapped,
-                           "coffer data key|" + cluster_id() + "|" + tenant +
+                           "coffer data key|" + home + "|" + tenant +
                                "|" + std::to_string(version),
                            &raw);
   if (s.ok()) s = SecretKey::FromBytes(raw, key);

@@ -82,14 +82,17 @@ class Catalog {
   std::string TenantDir(const std::string& id) const;
   std::string TenantDbDir(const std::string& id) const;
 
-  // Wraps / unwraps a tenant data key under `master_key_id`, bound to this
-  // cluster, the tenant and the version.
+  // Wraps / unwraps a tenant data key under `master_key_id`, bound to the
+  // tenant's home cluster (`home_cluster`, or this cluster when empty), the
+  // tenant and the version.
   Status WrapDataKey(const std::string& tenant, uint32_t version,
                      const std::string& master_key_id, const SecretKey& key,
-                     std::string* wrapped) const;
+                     std::string* wrapped,
+                     const std::string& home_cluster = "") const;
   Status UnwrapDataKey(const std::string& tenant, uint32_t version,
                        const std::string& master_key_id,
-                       const std::string& wrapped, SecretKey* key) const;
+                       const std::string& wrapped, SecretKey* key,
+                       const std::string& home_cluster = "") const;
 
  private:
   Catalog() = default;

@@ -15,6 +15,7 @@
 
 #include "engine/clock.h"
 #include "engine/record_file.h"
+#include "replication/shipper.h"
 
 namespace coffer {
 
@@ -188,7 +189,19 @@ Status ClusterImpl::Init(const std::string& dir, const ClusterOptions* create,
     tenants_[id] = std::move(slot);
   }
 
-  shared_ = std::make_unique<SharedResources>(open_options);
+  replica_ = catalog_->cluster().role() == "replica";
+  OpenOptions effective = open_options;
+  const bool shipping = !open_options.replication.replica_address.empty();
+  if (shipping && replica_) {
+    return Status::InvalidArgument(
+        "cluster '" + catalog_->cluster_id() +
+        "' is a passive replica; only a primary ships to a replica");
+  }
+  if (shipping && effective.wal_retention_seconds == 0) {
+    effective.wal_retention_seconds = kDefaultShippingRetentionSeconds;
+  }
+  wal_retention_seconds_ = effective.wal_retention_seconds;
+  shared_ = std::make_unique<SharedResources>(effective);
   registry_ = std::make_unique<TenantRegistry>(
       open_options.max_open_tenants,
       [this](TenantSlot& slot, std::shared_ptr<TenantDb>* db) {
@@ -197,10 +210,16 @@ Status ClusterImpl::Init(const std::string& dir, const ClusterOptions* create,
   if (open_options.maintenance_interval_ms > 0) {
     maintenance_ = std::thread([this] { MaintenanceLoop(); });
   }
+  if (shipping) {
+    shipper_ = std::make_unique<Shipper>(this, open_options.replication);
+    s = shipper_->Start();
+    if (!s.ok()) return s;
+  }
   return Status::OK();
 }
 
 ClusterImpl::~ClusterImpl() {
+  shipper_.reset();  // stops shipping before tenants close
   if (maintenance_.joinable()) {
     {
       std::lock_guard<std::mutex> lock(maintenance_mu_);
@@ -221,29 +240,15 @@ Status ClusterImpl::OpenTenantDb(TenantSlot& slot,
                                  std::shared_ptr<TenantDb>* db) {
   std::shared_ptr<Keyring> keyring;
   if (encrypted_) {
-    keyring = std::make_shared<Keyring>();
-    const std::string& key_id = slot.body.master_key_id();
-    if (!keys_->HasKey(key_id)) {
-      return Status::KeyRevoked("tenant '" + slot.id +
-                                "' is offline: its master key " + key_id +
-                                " is not available");
-    }
-    for (const catalogpb::DataKey& k : slot.body.keys()) {
-      SecretKey key;
-      Status s = catalog_->UnwrapDataKey(slot.id, k.version(), key_id,
-                                         k.wrapped(), &key);
-      if (s.IsWrongKey()) {
-        Audit("key.check_failed", TenantTarget(slot.id), s, "tenant open")
-            .PermitUncheckedError();
-      }
-      if (!s.ok()) return s;
-      keyring->Add(k.version(), key,
-                   k.version() == slot.body.current_key_version());
-    }
+    Status s = BuildKeyring(slot.id, slot.body, &keyring);
+    if (!s.ok()) return s;
   }
+  // A reseed that crashed after its files were complete is finished first.
+  Status s = FinishSeedInstall(catalog_->TenantDir(slot.id));
+  if (!s.ok()) return s;
   std::unique_ptr<TenantDb> opened;
-  Status s = TenantDb::Open(slot.id, catalog_->TenantDbDir(slot.id), keyring,
-                            rocksdb_ctr_, *shared_, &opened);
+  s = TenantDb::Open(slot.id, catalog_->TenantDbDir(slot.id), keyring,
+                     rocksdb_ctr_, *shared_, &opened);
   if (!s.ok()) return s;
   *db = std::move(opened);
   return Status::OK();
@@ -258,6 +263,7 @@ ClusterInfo ClusterImpl::Describe() const {
   info.geography = b.geography();
   info.role = b.role();
   info.epoch = b.epoch();
+  info.primary_cluster_id = b.primary_cluster_id();
   info.limits.max_tenants = b.max_tenants();
   info.limits.default_tenant_quota = b.default_tenant_quota();
   info.limits.cluster_quota = b.cluster_quota();
@@ -315,7 +321,8 @@ Status ClusterImpl::Audit(const std::string& action, const std::string& target,
 
 Status ClusterImpl::CreateTenant(std::string_view id,
                                  const TenantOptions& options) {
-  Status s = DoCreateTenant(id, options);
+  Status s = CheckWritable();
+  if (s.ok()) s = Changed(id, DoCreateTenant(id, options));
   return Audit("tenant.create", TenantTarget(id), s,
                options.quota ? "quota " + std::to_string(*options.quota)
                              : std::string("default quota"));
@@ -434,7 +441,8 @@ Status ClusterImpl::RemoveTenantFiles(const std::string& id,
 Status ClusterImpl::DropTenant(std::string_view id, DropReport* report) {
   DropReport local;
   DropReport* r = report != nullptr ? report : &local;
-  Status s = DoDropTenant(id, r);
+  Status s = CheckWritable();
+  if (s.ok()) s = Changed(id, DoDropTenant(id, r));
   std::string versions;
   for (uint32_t v : r->key_versions_destroyed) {
     versions += (versions.empty() ? "" : ",") + std::to_string(v);
@@ -524,7 +532,9 @@ Status ClusterImpl::DescribeTenant(std::string_view id, TenantInfo* info) {
 }
 
 Status ClusterImpl::SetTenantQuota(std::string_view id, uint64_t quota) {
-  return Audit("tenant.quota", TenantTarget(id), DoSetTenantQuota(id, quota),
+  Status s = CheckWritable();
+  if (s.ok()) s = Changed(id, DoSetTenantQuota(id, quota));
+  return Audit("tenant.quota", TenantTarget(id), s,
                "quota " + std::to_string(quota));
 }
 

@@ -17,6 +17,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "coffer/cluster.h"
 #include "engine/audit_log.h"
@@ -26,6 +27,8 @@
 #include "engine/tenant_registry.h"
 
 namespace coffer {
+
+class Shipper;
 
 class ClusterImpl final : public Cluster {
  public:
@@ -58,6 +61,7 @@ class ClusterImpl final : public Cluster {
   Status RevokeTenantKey(std::string_view id, std::string_view reason) override;
   Status RestoreTenantKey(std::string_view id) override;
   Status GetKeyStatus(std::string_view id, TenantKeyStatus* status) override;
+  Status GetReplicationStatus(ReplicationStatus* status) override;
 
   // For tenant handles: the open database of `slot`. KeyRevoked while the
   // tenant is revoked or its master key is unavailable.
@@ -66,6 +70,54 @@ class ClusterImpl final : public Cluster {
   // QuotaExceeded if writing `adding` more bytes to the tenant would take it
   // or the cluster over quota. Refreshes the tenant's measured usage.
   Status CheckQuota(TenantSlot& slot, const TenantDb& db, uint64_t adding);
+  // ReadOnly on a replica: client writes and administrative changes go to
+  // the primary.
+  Status CheckWritable() const;
+  // After a client write committed at `commit_micros` (tenant handles).
+  void OnWrite(TenantSlot& slot, uint64_t seq, uint64_t commit_micros);
+
+  // --- For replication (replication/); see engine/replication_host.cc ---
+
+  const std::string& dir() const { return dir_; }
+  const std::string& cluster_id() const { return catalog_->cluster_id(); }
+  bool is_replica() const { return replica_.load(); }
+  uint64_t epoch() const;
+  std::string region() const;
+  std::string geography() const;
+  // A replica's paired primary; empty until the first one connected.
+  std::string primary_cluster_id() const;
+  Status SetPrimaryClusterId(const std::string& id);
+  uint64_t wal_retention_seconds() const { return wal_retention_seconds_; }
+  const SharedResources& shared() const { return *shared_; }
+  TenantRegistry* registry() const { return registry_.get(); }
+
+  // Every live tenant (not dropped, record readable), sorted by id.
+  std::vector<std::shared_ptr<TenantSlot>> LiveSlots() const;
+  // The live tenant `id`, or null.
+  std::shared_ptr<TenantSlot> FindSlot(const std::string& id) const;
+  static catalogpb::TenantBody BodyOf(TenantSlot& slot);
+  // The data keys of `body`, unwrapped.
+  Status BuildKeyring(const std::string& id, const catalogpb::TenantBody& body,
+                      std::shared_ptr<Keyring>* keyring);
+
+  // Replica: creates or updates a tenant from its primary's catalog body
+  // (wrapped keys kept as they are, bound to `home_cluster`). Checks every
+  // key unwraps first; follows a rekey (versions the primary destroyed) by
+  // rekeying here too. *what says what changed, for the audit trail.
+  Status ApplyReplicatedTenant(const catalogpb::TenantBody& body,
+                               const std::string& home_cluster,
+                               std::string* what);
+  // Replica: crypto-shreds a tenant its primary dropped.
+  Status DropReplicatedTenant(const std::string& id, DropReport* report);
+
+  // Appends to the audit trail (see Audit below).
+  Status RecordAudit(const std::string& action, const std::string& target,
+                     const Status& outcome, const std::string& detail) {
+    return Audit(action, target, outcome, detail);
+  }
+  // Where the status of a running replica server comes from; null to detach.
+  void SetReplicationStatusSource(
+      std::function<void(ReplicationStatus*)> source);
 
  private:
   ClusterImpl() = default;
@@ -87,6 +139,8 @@ class ClusterImpl final : public Cluster {
   Status RetireUnusedVersions(const std::shared_ptr<TenantSlot>& slot,
                               std::vector<uint32_t>* retired);
   Status SetRevoked(std::string_view id, bool revoked, std::string_view reason);
+  // Tells the shipper (if any) that tenant `id`'s record changed; returns s.
+  Status Changed(std::string_view id, Status s);
   void MaintenanceLoop();
   void RunMaintenance();
   // The slot of a valid, existing tenant. REQUIRES: mu_ held.
@@ -122,7 +176,26 @@ class ClusterImpl final : public Cluster {
   bool stopping_ = false;  // guarded by maintenance_mu_
   std::thread maintenance_;
   std::atomic<uint64_t> cluster_quota_{0};
+
+  std::atomic<bool> replica_{false};
+  uint64_t wal_retention_seconds_ = 0;
+  std::mutex status_source_mu_;
+  std::function<void(ReplicationStatus*)> status_source_;  // guarded
+  // Ships to the replica; stopped first when the cluster closes.
+  std::unique_ptr<Shipper> shipper_;
 };
+
+// A replica's reseed stages the primary's checkpoint in DIR/tenants/<id>/seed
+// and marks it complete with the file SEEDED once its position is written;
+// the staged database then replaces db/. FinishSeedInstall completes that
+// replacement after a crash (a complete stage) or discards an incomplete
+// stage. Called before a tenant's database opens.
+inline constexpr char kSeedDir[] = "seed";
+inline constexpr char kSeededMarker[] = "SEEDED";
+Status FinishSeedInstall(const std::string& tenant_dir);
+
+// Default write-ahead log retention of a primary that ships to a replica.
+inline constexpr uint64_t kDefaultShippingRetentionSeconds = 3600;
 
 // "tenant:<id>", the audit target of a tenant.
 std::string TenantTarget(std::string_view id);

@@ -70,7 +70,11 @@ Status ClusterImpl::RotateMasterKey(const std::string& new_key_id,
                                     MasterRotationReport* report) {
   MasterRotationReport local;
   MasterRotationReport* r = report != nullptr ? report : &local;
-  Status s = DoRotateMasterKey(new_key_id, r);
+  Status s = CheckWritable();
+  if (s.ok()) s = DoRotateMasterKey(new_key_id, r);
+  if (s.ok()) {
+    for (const std::string& id : ListTenants()) Changed(id, s);
+  }
   return Audit("key.rotate_master", "cluster:" + catalog_->cluster_id(), s,
                r->from_key_id == new_key_id
                    ? "already on " + new_key_id + "; nothing to re-wrap"
@@ -153,10 +157,11 @@ Status ClusterImpl::DoRotateMasterKey(const std::string& new_key_id,
         SecretKey dek;
         std::string wrapped;
         Status s = catalog_->UnwrapDataKey(slot->id, k.version(), old_id,
-                                           k.wrapped(), &dek);
+                                           k.wrapped(), &dek,
+                                           body.home_cluster_id());
         if (s.ok()) {
           s = catalog_->WrapDataKey(slot->id, k.version(), new_key_id, dek,
-                                    &wrapped);
+                                    &wrapped, body.home_cluster_id());
         }
         if (!s.ok()) return s;
         k.set_wrapped(wrapped);
@@ -187,7 +192,8 @@ Status ClusterImpl::RotateTenantKey(std::string_view id, bool rekey,
                                     KeyRotationReport* report) {
   KeyRotationReport local;
   KeyRotationReport* r = report != nullptr ? report : &local;
-  Status s = DoRotateTenantKey(id, rekey, r);
+  Status s = CheckWritable();
+  if (s.ok()) s = Changed(id, DoRotateTenantKey(id, rekey, r));
   return Audit(rekey ? "key.rekey" : "key.rotate", TenantTarget(id), s,
                "new version " + std::to_string(r->new_version) + ", retired " +
                    Join(r->versions_retired));
@@ -236,7 +242,7 @@ Status ClusterImpl::DoRotateTenantKey(std::string_view id, bool rekey,
     s = SecretKey::Random(&dek);
     if (s.ok()) {
       s = catalog_->WrapDataKey(slot->id, version, body.master_key_id(), dek,
-                                &wrapped);
+                                &wrapped, body.home_cluster_id());
     }
     if (!s.ok()) return s;
     catalogpb::DataKey* k = body.add_keys();
@@ -378,12 +384,16 @@ Status ClusterImpl::RetireUnusedVersions(
 
 Status ClusterImpl::RevokeTenantKey(std::string_view id,
                                     std::string_view reason) {
-  return Audit("key.revoke", TenantTarget(id), SetRevoked(id, true, reason),
+  Status s = CheckWritable();
+  if (s.ok()) s = Changed(id, SetRevoked(id, true, reason));
+  return Audit("key.revoke", TenantTarget(id), s,
                "reason: " + std::string(reason.substr(0, 200)));
 }
 
 Status ClusterImpl::RestoreTenantKey(std::string_view id) {
-  return Audit("key.restore", TenantTarget(id), SetRevoked(id, false, ""), "");
+  Status s = CheckWritable();
+  if (s.ok()) s = Changed(id, SetRevoked(id, false, ""));
+  return Audit("key.restore", TenantTarget(id), s, "");
 }
 
 Status ClusterImpl::SetRevoked(std::string_view id, bool revoked,
@@ -499,7 +509,8 @@ void ClusterImpl::RunMaintenance() {
           .PermitUncheckedError();
       continue;
     }
-    if (max_age_micros == 0 || !encrypted_) continue;
+    // A replica follows its primary's key versions.
+    if (max_age_micros == 0 || !encrypted_ || replica_.load()) continue;
     uint64_t created = 0;
     for (const catalogpb::DataKey& k : body.keys()) {
       if (k.version() == body.current_key_version()) {

@@ -34,6 +34,8 @@ const char* Status::CodeName(Code code) {
       return "KeyRevoked";
     case Code::kFenced:
       return "Fenced";
+    case Code::kReadOnly:
+      return "ReadOnly";
   }
   return "Unknown";
 }

@@ -36,7 +36,7 @@ Status OpenTenantFileSystem(const std::string& data_dir,
   for (const catalogpb::DataKey& k : body.keys()) {
     SecretKey key;
     s = catalog->UnwrapDataKey(tenant, k.version(), body.master_key_id(),
-                               k.wrapped(), &key);
+                               k.wrapped(), &key, body.home_cluster_id());
     if (!s.ok()) return s;
     keyring->Add(k.version(), key, k.version() == body.current_key_version());
   }

@@ -8,7 +8,9 @@
 #include <optional>
 #include <string>
 
+#include "engine/clock.h"
 #include "engine/cluster_impl.h"
+#include "engine/commit_stamp.h"
 #include "rocksdb/db.h"
 #include "rocksdb/write_batch.h"
 
@@ -167,6 +169,9 @@ class TenantHandle final : public Tenant {
   }
 
   Status Write(const WriteOptions& options, const WriteBatch& batch) override {
+    Status s = cluster_->CheckWritable();
+    if (!s.ok()) return s;
+    if (batch.ops().empty()) return Status::OK();  // nothing to commit
     rocksdb::WriteBatch wb;
     for (const WriteBatch::Op& op : batch.ops()) {
       if (op.key.empty()) {
@@ -188,16 +193,23 @@ class TenantHandle final : public Tenant {
       if (!rs.ok()) return FromRocks(rs, "tenant '" + id() + "'");
     }
     std::shared_ptr<TenantDb> db;
-    Status s = cluster_->Pin(slot_, &db);
+    s = cluster_->Pin(slot_, &db);
     if (!s.ok()) return s;
     if (batch.PutBytes() > 0) {
       s = cluster_->CheckQuota(*slot_, *db, batch.PutBytes());
       if (!s.ok()) return s;
     }
+    // The commit time travels with the batch in the log (for replication).
+    const uint64_t commit = NowMicros();
+    rocksdb::Status rs = wb.PutLogData(EncodeCommitStamp(commit));
+    if (!rs.ok()) return FromRocks(rs, "tenant '" + id() + "'");
     rocksdb::WriteOptions wo;
     wo.sync = options.sync;
     s = FromRocks(db->db()->Write(wo, &wb), "tenant '" + id() + "'");
-    if (s.ok()) db->AddUnflushed(batch.Bytes());
+    if (s.ok()) {
+      db->AddUnflushed(batch.Bytes());
+      cluster_->OnWrite(*slot_, db->db()->GetLatestSequenceNumber(), commit);
+    }
     return s;
   }
 

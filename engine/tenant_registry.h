@@ -50,6 +50,13 @@ struct TenantSlot {
   std::atomic<uint64_t> last_use{0};
   std::atomic<uint64_t> used_bytes{0};  // last measured usage
   std::atomic<uint64_t> quota{0};       // effective quota, 0 = none
+  // Replication (primary): the latest sequence and commit time written in
+  // this process, the commit time of the oldest write the replica has not
+  // acknowledged (0 = none known), and whether the shipper was told.
+  std::atomic<uint64_t> latest_seq{0};
+  std::atomic<uint64_t> latest_commit{0};
+  std::atomic<uint64_t> unacked_since{0};
+  std::atomic<bool> repl_dirty{false};
 };
 
 class TenantRegistry {

@@ -228,6 +228,18 @@ Status TlsChannel::Send(const replpb::Envelope& message) {
 }
 
 Status TlsChannel::Receive(replpb::Envelope* message, int timeout_ms) {
+  bool got = false;
+  Status s = TryReceive(message, timeout_ms, &got);
+  if (s.ok() && !got) {
+    return Status::IOError("timeout waiting for " +
+                           (peer_name_.empty() ? "peer" : peer_name_));
+  }
+  return s;
+}
+
+Status TlsChannel::TryReceive(replpb::Envelope* message, int timeout_ms,
+                              bool* got) {
+  *got = false;
   const auto deadline =
       std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   for (;;) {
@@ -240,6 +252,7 @@ Status TlsChannel::Receive(replpb::Envelope* message, int timeout_ms) {
         return Status::Corruption("replication message from " + peer_name_ +
                                   " does not parse");
       }
+      *got = true;
       return Status::OK();
     }
     char buf[65536];
@@ -253,8 +266,7 @@ Status TlsChannel::Receive(replpb::Envelope* message, int timeout_ms) {
       if (WaitFd(fd_, err == SSL_ERROR_WANT_WRITE, RemainingMs(deadline))) {
         continue;
       }
-      return Status::IOError("timeout waiting for " +
-                             (peer_name_.empty() ? "peer" : peer_name_));
+      return Status::OK();  // timed out
     }
     return Status::IOError("replication connection to " + peer_name_ +
                            " closed");
@@ -299,12 +311,24 @@ Status TlsListener::Listen(const std::string& address,
 Status TlsListener::Accept(const TlsContext& context, int timeout_ms,
                            std::unique_ptr<TlsChannel>* channel) {
   if (!WaitFd(fd_, false, timeout_ms)) return Status::IOError("timeout");
-  int fd = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+  struct sockaddr_in peer = {};
+  socklen_t peer_len = sizeof(peer);
+  int fd = ::accept4(fd_, reinterpret_cast<sockaddr*>(&peer), &peer_len,
+                     SOCK_CLOEXEC | SOCK_NONBLOCK);
   if (fd < 0)
     return Status::IOError(std::string("accept: ") + std::strerror(errno));
   int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  return TlsChannel::Accept(context, fd, timeout_ms, channel);
+  char ip[INET_ADDRSTRLEN] = "?";
+  ::inet_ntop(AF_INET, &peer.sin_addr, ip, sizeof(ip));
+  const std::string from =
+      std::string(ip) + ":" + std::to_string(ntohs(peer.sin_port));
+  Status s = TlsChannel::Accept(context, fd, timeout_ms, channel);
+  if (!s.ok() && s.IsPermissionDenied()) {
+    return Status::PermissionDenied("peer " + from + ": " + s.message());
+  }
+  if (!s.ok()) return Status::IOError("peer " + from + ": " + s.message());
+  return s;
 }
 
 }  // namespace coffer

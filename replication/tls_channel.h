@@ -69,6 +69,8 @@ class TlsChannel {
   // Waits up to `timeout_ms` for the next message. IOError on a closed or
   // timed-out connection, Corruption on a damaged frame or message.
   Status Receive(replpb::Envelope* message, int timeout_ms);
+  // Like Receive, but a timeout is not an error: OK with *got = false.
+  Status TryReceive(replpb::Envelope* message, int timeout_ms, bool* got);
 
   // Common name of the peer's (verified) certificate.
   const std::string& peer_name() const { return peer_name_; }
@@ -94,7 +96,8 @@ class TlsListener {
   static Status Listen(const std::string& address,
                        std::unique_ptr<TlsListener>* result);
   // Waits up to `timeout_ms` for a connection and completes its handshake.
-  // IOError "timeout" when none came.
+  // IOError "timeout" when none came. A failed handshake's error names the
+  // peer's address.
   Status Accept(const TlsContext& context, int timeout_ms,
                 std::unique_ptr<TlsChannel>* channel);
   int port() const { return port_; }

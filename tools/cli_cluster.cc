@@ -62,7 +62,10 @@ void RegisterInit(CLI::App* app, Runner* run) {
       "master key in --key-file, which must lie outside --data. Its id, region "
       "and geography are "
       "recorded for good; the limits bound how many tenants it holds and how "
-      "many bytes each tenant and all of them together may store.");
+      "many bytes each tenant and all of them together may store. With "
+      "--replica it is a passive replica: it takes no client writes and "
+      "receives its tenants from a primary of the same geography (see "
+      "'coffer replica serve').");
   AddClusterArgs(cmd, &args->cluster);
   cmd->add_option("--cluster-id", args->options.cluster_id, "Cluster id")
       ->type_name("ID")
@@ -73,6 +76,8 @@ void RegisterInit(CLI::App* app, Runner* run) {
   cmd->add_option("--geography", args->options.geography, "Geography, e.g. eu")
       ->type_name("G")
       ->required();
+  cmd->add_flag("--replica", args->options.replica,
+                "Create a passive replica instead of a primary");
   cmd->add_option("--max-tenants", limits.max_tenants, "Most tenants allowed")
       ->transform(CountArg())
       ->type_name("N")
@@ -98,8 +103,9 @@ void RegisterInit(CLI::App* app, Runner* run) {
     if (!s.ok()) return Fail("init", s);
     const ClusterInfo info = cluster->Describe();
     std::printf(
-        "created cluster %s in %s (region %s, geography %s; up to %u tenants, "
+        "created %s %s in %s (region %s, geography %s; up to %u tenants, "
         "tenant quota %s, cluster quota %s)\n",
+        info.role == "replica" ? "replica cluster" : "cluster",
         info.cluster_id.c_str(), info.data_dir.c_str(), info.region.c_str(),
         info.geography.c_str(), info.limits.max_tenants,
         QuotaText(info.limits.default_tenant_quota).c_str(),

@@ -262,6 +262,32 @@ Status OpenCluster(const ClusterArgs& args, std::unique_ptr<Cluster>* cluster) {
   return Cluster::Open(args.data, ToolOpenOptions(), std::move(keys), cluster);
 }
 
+void AddTlsArgs(CLI::App* cmd, TlsFiles* files, bool required) {
+  CLI::Option* cert =
+      cmd->add_option("--tls-cert", files->cert_file,
+                      "PEM certificate of this cluster (common name = its "
+                      "cluster id)")
+          ->check(CLI::ExistingFile);
+  CLI::Option* key =
+      cmd->add_option("--tls-key", files->key_file,
+                      "PEM private key of that certificate")
+          ->check(CLI::ExistingFile);
+  CLI::Option* ca =
+      cmd->add_option("--tls-ca", files->ca_file,
+                      "PEM certificate of the CA that signs the peer's "
+                      "certificate")
+          ->check(CLI::ExistingFile);
+  if (required) {
+    cert->required();
+    key->required();
+    ca->required();
+  } else {
+    cert->needs(key)->needs(ca);
+    key->needs(cert)->needs(ca);
+    ca->needs(cert)->needs(key);
+  }
+}
+
 CLI::Validator SizeArg() {
   return CLI::Validator(
       [](std::string& text) -> std::string {

@@ -19,6 +19,7 @@
 
 #include "coffer/cluster.h"
 #include "coffer/key_provider.h"
+#include "coffer/replication.h"
 #include "coffer/status.h"
 
 namespace coffer::cli {
@@ -66,6 +67,11 @@ OpenOptions ToolOpenOptions();
 
 // Opens the cluster in args.data with the keys of OpenKeyProvider(args).
 Status OpenCluster(const ClusterArgs& args, std::unique_ptr<Cluster>* cluster);
+
+// Adds --tls-cert, --tls-key and --tls-ca (PEM files; the certificate's
+// common name is the cluster id). With `required`, all three must be given;
+// otherwise they are required together once one is.
+void AddTlsArgs(CLI::App* cmd, TlsFiles* files, bool required);
 
 // Checks a SIZE argument with coffer::ParseSize and rewrites it as a byte
 // count, so it can be bound to a uint64_t. Bad input is a usage error.

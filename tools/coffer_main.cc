@@ -25,7 +25,9 @@ int main(int argc, char** argv) {
   coffer::cli::RegisterKeyCommands(&app, &run);
   coffer::cli::RegisterAuditCommands(&app, &run);
   coffer::cli::RegisterLdbCommand(&app, &run);
+  coffer::cli::RegisterReplicationCommands(&app, &run);
   coffer::cli::RegisterDemoCommand(&app, &run);
+  coffer::cli::RegisterWorkloadCommands(&app, &run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

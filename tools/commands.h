@@ -21,8 +21,12 @@ void RegisterKeyCommands(CLI::App* app, Runner* run);
 void RegisterAuditCommands(CLI::App* app, Runner* run);
 // ldb: RocksDB's ldb on a tenant's encrypted files.
 void RegisterLdbCommand(CLI::App* app, Runner* run);
+// replica serve, replication status, metrics.
+void RegisterReplicationCommands(CLI::App* app, Runner* run);
 // demo.
 void RegisterDemoCommand(CLI::App* app, Runner* run);
+// workload, verify: a verifiable test workload and its check.
+void RegisterWorkloadCommands(CLI::App* app, Runner* run);
 
 }  // namespace coffer::cli
 

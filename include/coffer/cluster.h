@@ -32,6 +32,7 @@
 #include "coffer/audit.h"
 #include "coffer/key_provider.h"
 #include "coffer/options.h"
+#include "coffer/replication.h"
 #include "coffer/status.h"
 #include "coffer/tenant.h"
 
@@ -60,8 +61,11 @@ struct ClusterInfo {
   std::string cluster_id;
   std::string region;
   std::string geography;
-  std::string role;  // "primary" (only role until replication lands)
+  std::string role;  // "primary" or "replica"
   uint64_t epoch = 0;
+  // A replica: the primary it was paired with (empty until the first one
+  // connects).
+  std::string primary_cluster_id;
   ClusterLimits limits;
   std::string data_dir;
 };
@@ -204,6 +208,12 @@ class Cluster {
   // Verifies the whole audit chain and anchors its head for the next
   // verification. Corruption names the first entry that fails.
   virtual Status VerifyAudit(AuditVerification* result) = 0;
+
+  // --- Replication (coffer/replication.h) ---
+
+  // Where replication of every tenant stands, as this side sees it; role
+  // "primary" with connection "off" when replication is not configured.
+  virtual Status GetReplicationStatus(ReplicationStatus* status) = 0;
 
  protected:
   Cluster() = default;

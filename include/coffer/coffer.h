@@ -8,6 +8,7 @@
 #include "coffer/cluster.h"
 #include "coffer/key_provider.h"
 #include "coffer/options.h"
+#include "coffer/replication.h"
 #include "coffer/status.h"
 #include "coffer/tenant.h"
 

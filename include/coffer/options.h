@@ -12,6 +12,8 @@
 #include <optional>
 #include <string>
 
+#include "coffer/replication.h"
+
 namespace coffer {
 
 class Snapshot;
@@ -39,6 +41,9 @@ struct ClusterOptions {
   std::string region;
   std::string geography;
   ClusterLimits limits;
+  // Creates a passive replica: it takes no client writes (ReadOnly); its
+  // tenants and their data arrive from its primary (see ReplicaServer).
+  bool replica = false;
 };
 
 // Run-time settings of an open cluster; not persisted.
@@ -70,8 +75,12 @@ struct OpenOptions {
   uint64_t maintenance_interval_ms = 30000;
   // How long each tenant keeps write-ahead log files after their data is
   // flushed, so a replica that fell behind can catch up from the log instead
-  // of a full reseed. 0 deletes them at once. Default: 0
+  // of a full reseed. 0 deletes them at once, except that a primary with
+  // replication configured then keeps them 3600 s. Default: 0
   uint64_t wal_retention_seconds = 0;
+  // Ship every tenant's write-ahead log to a passive replica (see
+  // coffer/replication.h). Default: off
+  ReplicationOptions replication;
   // Benchmarking only: store tenant files in plaintext. Never use in
   // production; Cluster::Open refuses to mix modes on one directory.
   bool plaintext_for_benchmarks = false;

@@ -40,6 +40,7 @@ class [[nodiscard]] Status {
     kNotSupported = 11,
     kKeyRevoked = 12,  // the tenant's key was revoked; tenant offline
     kFenced = 13,      // a higher epoch exists; this cluster takes no writes
+    kReadOnly = 14,    // a passive replica: writes go to its primary
   };
 
   Status() noexcept = default;
@@ -78,6 +79,9 @@ class [[nodiscard]] Status {
     return {Code::kKeyRevoked, msg};
   }
   static Status Fenced(std::string_view msg) { return {Code::kFenced, msg}; }
+  static Status ReadOnly(std::string_view msg) {
+    return {Code::kReadOnly, msg};
+  }
 
   bool ok() const { return code_ == Code::kOk; }
   Code code() const { return code_; }
@@ -97,6 +101,7 @@ class [[nodiscard]] Status {
   bool IsNotSupported() const { return code_ == Code::kNotSupported; }
   bool IsKeyRevoked() const { return code_ == Code::kKeyRevoked; }
   bool IsFenced() const { return code_ == Code::kFenced; }
+  bool IsReadOnly() const { return code_ == Code::kReadOnly; }
 
   // Short stable name of the code, e.g. "QuotaExceeded".
   static const char* CodeName(Code code);

@@ -1,0 +1,100 @@
+// Copyright (c) Coffer authors.
+
+#include "replication/batch_inspect.h"
+
+#include <algorithm>
+
+#include "engine/commit_stamp.h"
+#include "rocksdb/write_batch.h"
+
+namespace coffer {
+
+namespace {
+
+constexpr size_t kBatchHeaderBytes = 12;  // sequence (8) + count (4)
+
+class Inspector : public rocksdb::WriteBatch::Handler {
+ public:
+  explicit Inspector(BatchSummary* summary) : s_(summary) {}
+
+  rocksdb::Status PutCF(uint32_t cf, const rocksdb::Slice& key,
+                        const rocksdb::Slice&) override {
+    return Op(cf, key);
+  }
+  rocksdb::Status DeleteCF(uint32_t cf, const rocksdb::Slice& key) override {
+    return Op(cf, key);
+  }
+  rocksdb::Status SingleDeleteCF(uint32_t cf,
+                                 const rocksdb::Slice& key) override {
+    return Op(cf, key);
+  }
+  rocksdb::Status DeleteRangeCF(uint32_t cf, const rocksdb::Slice& begin,
+                                const rocksdb::Slice& end) override {
+    // A range over the system family could cover the position key.
+    if (cf != 0) s_->touches_position = true;
+    return Op(cf, begin);
+  }
+  rocksdb::Status MergeCF(uint32_t, const rocksdb::Slice&,
+                          const rocksdb::Slice&) override {
+    return rocksdb::Status::Corruption("batch holds a merge operation");
+  }
+  rocksdb::Status PutBlobIndexCF(uint32_t, const rocksdb::Slice&,
+                                 const rocksdb::Slice&) override {
+    return rocksdb::Status::Corruption("batch holds a blob index");
+  }
+  rocksdb::Status MarkBeginPrepare(bool) override {
+    return rocksdb::Status::Corruption("batch holds a two-phase marker");
+  }
+  rocksdb::Status MarkEndPrepare(const rocksdb::Slice&) override {
+    return rocksdb::Status::Corruption("batch holds a two-phase marker");
+  }
+  rocksdb::Status MarkCommit(const rocksdb::Slice&) override {
+    return rocksdb::Status::Corruption("batch holds a two-phase marker");
+  }
+  rocksdb::Status MarkRollback(const rocksdb::Slice&) override {
+    return rocksdb::Status::Corruption("batch holds a two-phase marker");
+  }
+  void LogData(const rocksdb::Slice& blob) override {
+    uint64_t micros = 0;
+    if (DecodeCommitStamp(std::string_view(blob.data(), blob.size()),
+                          &micros)) {
+      s_->commit_micros = micros;
+    }
+  }
+
+ private:
+  rocksdb::Status Op(uint32_t cf, const rocksdb::Slice& key) {
+    s_->count++;
+    s_->max_column_family = std::max(s_->max_column_family, cf);
+    if (cf != 0 && key == rocksdb::Slice(kReplicaPositionKey)) {
+      s_->touches_position = true;
+    }
+    return rocksdb::Status::OK();
+  }
+
+  BatchSummary* s_;
+};
+
+}  // namespace
+
+Status InspectBatch(const std::string& data, BatchSummary* summary) {
+  *summary = BatchSummary();
+  if (data.size() < kBatchHeaderBytes) {
+    return Status::Corruption("write batch of " + std::to_string(data.size()) +
+                              " bytes is shorter than its header");
+  }
+  rocksdb::WriteBatch batch(data);
+  Inspector inspector(summary);
+  rocksdb::Status rs = batch.Iterate(&inspector);
+  if (!rs.ok()) {
+    return Status::Corruption("write batch does not parse: " + rs.ToString());
+  }
+  if (batch.Count() != summary->count) {
+    return Status::Corruption(
+        "write batch header counts " + std::to_string(batch.Count()) +
+        " operations but holds " + std::to_string(summary->count));
+  }
+  return Status::OK();
+}
+
+}  // namespace coffer

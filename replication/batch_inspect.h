@@ -1,0 +1,34 @@
+// Copyright (c) Coffer authors.
+//
+// Reads what a shipped write batch holds without applying it: its commit
+// stamp, its operation count, and which column families it touches. Used by
+// the shipper (commit times) and by the replica (validation before apply).
+
+#ifndef COFFER_REPLICATION_BATCH_INSPECT_H_
+#define COFFER_REPLICATION_BATCH_INSPECT_H_
+
+#include <cstdint>
+#include <string>
+
+#include "coffer/status.h"
+
+namespace coffer {
+
+struct BatchSummary {
+  uint32_t count = 0;          // operations (sequence numbers consumed)
+  uint64_t commit_micros = 0;  // 0 when the batch carries no commit stamp
+  uint32_t max_column_family = 0;
+  bool touches_position = false;  // writes the replica's position key
+};
+
+// Corruption naming what is wrong for a batch that does not parse, holds an
+// operation a replica does not apply (merge, two-phase markers, blob index),
+// or whose header count disagrees with its operations.
+Status InspectBatch(const std::string& data, BatchSummary* summary);
+
+// The replica's position record in the system column family.
+inline constexpr char kReplicaPositionKey[] = "coffer.replica.position";
+
+}  // namespace coffer
+
+#endif  // COFFER_REPLICATION_BATCH_INSPECT_H_

@@ -1,0 +1,864 @@
+// Copyright (c) Coffer authors.
+//
+// ReplicaServer: the passive side of replication. An accept thread completes
+// TLS handshakes (mutual authentication) and checks each primary's Hello:
+// its certificate must name the cluster it claims to be, it must be of this
+// replica's geography, and it must be the primary this replica is paired
+// with. Refusals are logged and audited. An accepted primary gets a session
+// thread (a newer accepted connection replaces an older one, so a restarted
+// primary need not wait for its dead connection to time out).
+//
+// Apply: each batch is checked (tenant known, sequence continuous with the
+// position, chain hash, parses, only the user and system column families)
+// and written to the tenant's own encrypted database in one atomic write
+// together with the new position. Acknowledgements are sent only after the
+// tenant's log is synced, so an acknowledged batch survives a crash; the
+// position and the data can never disagree, so a restart neither loses nor
+// repeats a batch. A session ends with every applied batch synced.
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "coffer/replication.h"
+#include "engine/clock.h"
+#include "engine/cluster_impl.h"
+#include "engine/record_file.h"
+#include "replication/batch_inspect.h"
+#include "replication/chain.h"
+#include "replication/status_file.h"
+#include "replication/tls_channel.h"
+
+namespace coffer {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr uint32_t kProtocolVersion = 1;
+constexpr int kPollMs = 100;
+constexpr int kHelloTimeoutMs = 10000;
+constexpr size_t kAckEvery = 256;  // batches applied before acks go out
+constexpr auto kAckDelay = std::chrono::milliseconds(20);
+constexpr auto kInstallWait = std::chrono::seconds(10);
+
+bool ValidSeedFileName(const std::string& name) {
+  if (name.empty() || name.size() > 255 || name == "." || name == "..") {
+    return false;
+  }
+  return name.find('/') == std::string::npos &&
+         name.find('\0') == std::string::npos && name != kSeededMarker;
+}
+
+// Writes all of `data` at the end of `fd`.
+bool WriteAllFd(int fd, const std::string& data) {
+  size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = ::write(fd, data.data() + off, data.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    off += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+std::string HostOf(const std::string& message) {
+  // "peer 1.2.3.4:5678: ..." → "1.2.3.4"
+  if (message.rfind("peer ", 0) != 0) return "unknown";
+  const size_t end = message.find(':', 5);
+  return end == std::string::npos ? "unknown" : message.substr(5, end - 5);
+}
+
+class ReplicaServerImpl final : public ReplicaServer {
+ public:
+  ReplicaServerImpl(ClusterImpl* cluster, ReplicaServerOptions options)
+      : cluster_(cluster), options_(std::move(options)) {}
+  ~ReplicaServerImpl() override { Stop(); }
+
+  Status Init();
+  int port() const override { return listener_->port(); }
+  void Stop() override;
+
+ private:
+  // One tenant as this replica stands. Guarded by mu_.
+  struct Position {
+    uint64_t applied_seq = 0;
+    uint64_t applied_commit = 0;
+    uint64_t epoch = 0;
+    std::string chain;
+    uint64_t primary_seq = 0;  // latest the primary said it had
+    uint64_t primary_commit = 0;
+    bool reseeding = false;
+    uint64_t reseeds = 0;
+  };
+  // A reseed being received.
+  struct Seed {
+    std::string tenant;
+    uint64_t epoch = 0;
+    uint64_t commit = 0;
+    fs::path dir;
+    std::string file;  // being written
+    int fd = -1;
+    uint64_t file_bytes = 0;
+    uint32_t files = 0;
+    uint64_t bytes = 0;
+  };
+
+  void Log(const std::string& line) {
+    if (options_.log) options_.log(line);
+  }
+  void Refuse(TlsChannel* channel, const std::string& peer,
+              const std::string& reason);
+  void AcceptLoop();
+  void Serve(std::unique_ptr<TlsChannel> channel, std::string primary);
+  Status Session(TlsChannel* channel, const std::string& primary);
+  // Checks a primary's Hello; empty if accepted, else why not.
+  std::string CheckHello(const replpb::Hello& hello,
+                         const std::string& cert_name);
+  Status Positions(replpb::HelloReply* reply);
+  // Loads the position of `tenant` from its database (if not cached).
+  Status LoadPosition(const std::shared_ptr<TenantSlot>& slot);
+  Status ApplyBatch(const replpb::Batch& batch);
+  Status ApplyEvent(const replpb::TenantEvent& event,
+                    const std::string& primary);
+  Status SeedBegin(const replpb::SeedBegin& begin);
+  Status SeedChunk(const replpb::SeedChunk& chunk);
+  Status SeedEnd(TlsChannel* channel, const replpb::SeedEnd& end);
+  void AbandonSeed();
+  // Syncs the logs of tenants with unacknowledged batches; sends their acks
+  // when `channel` is non-null.
+  Status FlushAcks(TlsChannel* channel);
+  void FillStatus(ReplicationStatus* status);
+  replpb::TenantPosition ToProto(const std::string& tenant,
+                                 const Position& p) const;
+
+  ClusterImpl* const cluster_;
+  const ReplicaServerOptions options_;
+  std::unique_ptr<TlsContext> tls_;
+  std::unique_ptr<TlsListener> listener_;
+  std::string listening_on_;  // host:port actually bound
+  std::atomic<bool> stop_{false};
+  std::thread accept_thread_;
+  std::thread session_thread_;
+  std::atomic<bool> session_stop_{false};
+  std::unique_ptr<StatusFileWriter> status_writer_;
+  bool stopped_ = false;
+
+  std::mutex mu_;
+  std::map<std::string, Position> positions_;  // guarded by mu_
+  std::set<std::string> pending_;              // guarded by mu_: to ack
+  bool connected_ = false;                     // guarded by mu_
+  std::string peer_;                           // guarded by mu_
+  std::string last_error_;                     // guarded by mu_
+  uint64_t batches_ = 0;                       // guarded by mu_
+  uint64_t bytes_ = 0;                         // guarded by mu_
+  uint64_t reseeds_ = 0;                       // guarded by mu_
+  uint64_t connects_ = 0;                      // guarded by mu_
+  Seed seed_;                                  // session thread only
+};
+
+Status ReplicaServerImpl::Init() {
+  if (!cluster_->is_replica()) {
+    return Status::InvalidArgument(
+        "cluster '" + cluster_->cluster_id() +
+        "' is a primary; create the replica with 'coffer init --replica'");
+  }
+  TlsConfig config{options_.tls.cert_file, options_.tls.key_file,
+                   options_.tls.ca_file};
+  Status s = TlsContext::Create(config, /*server=*/true, &tls_);
+  if (s.ok()) s = TlsListener::Listen(options_.listen_address, &listener_);
+  if (!s.ok()) return s;
+  std::string host;
+  int unused = 0;
+  ParseAddress(options_.listen_address, &host, &unused).PermitUncheckedError();
+  listening_on_ = host + ":" + std::to_string(listener_->port());
+  cluster_->SetReplicationStatusSource(
+      [this](ReplicationStatus* st) { FillStatus(st); });
+  status_writer_ = std::make_unique<StatusFileWriter>(
+      cluster_->dir(), [this](ReplicationStatus* st) { FillStatus(st); });
+  accept_thread_ = std::thread([this] { AcceptLoop(); });
+  return Status::OK();
+}
+
+void ReplicaServerImpl::Stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  stop_ = true;
+  session_stop_ = true;
+  if (accept_thread_.joinable()) accept_thread_.join();
+  if (session_thread_.joinable()) session_thread_.join();
+  cluster_->SetReplicationStatusSource(nullptr);
+  status_writer_.reset();
+}
+
+void ReplicaServerImpl::Refuse(TlsChannel* channel, const std::string& peer,
+                               const std::string& reason) {
+  Log("refused " + peer + ": " + reason);
+  cluster_
+      ->RecordAudit("replication.refused", "peer:" + peer,
+                    Status::PermissionDenied(reason), "")
+      .PermitUncheckedError();
+  if (channel != nullptr) {
+    replpb::Envelope reply;
+    reply.mutable_hello_reply()->set_accepted(false);
+    reply.mutable_hello_reply()->set_reason(reason);
+    channel->Send(reply).PermitUncheckedError();
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  last_error_ = "refused " + peer + ": " + reason;
+}
+
+std::string ReplicaServerImpl::CheckHello(const replpb::Hello& h,
+                                          const std::string& cert_name) {
+  if (h.protocol_version() != kProtocolVersion) {
+    return "protocol version " + std::to_string(h.protocol_version()) +
+           " is not supported (this replica speaks " +
+           std::to_string(kProtocolVersion) + ")";
+  }
+  if (h.role() != "primary") return "peer is a " + h.role() + ", not a primary";
+  if (h.cluster_id() != cert_name) {
+    return "certificate names '" + cert_name + "' but the peer says it is '" +
+           h.cluster_id() + "' (wrong cluster identity)";
+  }
+  if (h.cluster_id() == cluster_->cluster_id()) {
+    return "peer claims this replica's own cluster id";
+  }
+  if (h.geography() != cluster_->geography()) {
+    return "primary '" + h.cluster_id() + "' is in geography '" +
+           h.geography() + "', this replica in '" + cluster_->geography() +
+           "'; data may only be replicated within its geography";
+  }
+  if (!options_.primary_cluster_id.empty() &&
+      h.cluster_id() != options_.primary_cluster_id) {
+    return "wrong cluster identity: expected primary '" +
+           options_.primary_cluster_id + "', not '" + h.cluster_id() + "'";
+  }
+  const std::string paired = cluster_->primary_cluster_id();
+  if (!paired.empty() && paired != h.cluster_id()) {
+    return "wrong cluster identity: this replica is paired with primary '" +
+           paired + "', not '" + h.cluster_id() + "'";
+  }
+  if (h.epoch() < cluster_->epoch()) {
+    return "primary '" + h.cluster_id() + "' is at epoch " +
+           std::to_string(h.epoch()) + ", below this replica's " +
+           std::to_string(cluster_->epoch()) + " (a stale primary)";
+  }
+  return "";
+}
+
+void ReplicaServerImpl::AcceptLoop() {
+  while (!stop_.load()) {
+    std::unique_ptr<TlsChannel> channel;
+    Status s = listener_->Accept(*tls_, kPollMs, &channel);
+    if (!s.ok()) {
+      if (s.message() == "timeout") continue;
+      // A peer without a certificate from our CA, or not speaking TLS.
+      const std::string host = HostOf(s.message());
+      Log("refused connection: " + s.message());
+      cluster_->RecordAudit("replication.refused", "peer:" + host, s, "")
+          .PermitUncheckedError();
+      std::lock_guard<std::mutex> lock(mu_);
+      last_error_ = s.message();
+      continue;
+    }
+    replpb::Envelope hello;
+    s = channel->Receive(&hello, kHelloTimeoutMs);
+    if (!s.ok() || !hello.has_hello()) {
+      Refuse(nullptr, channel->peer_name(),
+             s.ok() ? "first message is not a hello" : s.ToString());
+      continue;
+    }
+    const std::string refusal = CheckHello(hello.hello(), channel->peer_name());
+    if (!refusal.empty()) {
+      Refuse(channel.get(), channel->peer_name(), refusal);
+      continue;
+    }
+    // A newer connection from the primary replaces the old one.
+    session_stop_ = true;
+    if (session_thread_.joinable()) session_thread_.join();
+    session_stop_ = false;
+    const std::string primary = hello.hello().cluster_id();
+    if (cluster_->primary_cluster_id().empty()) {
+      Status p = cluster_->SetPrimaryClusterId(primary);
+      cluster_
+          ->RecordAudit("replication.pair", "peer:" + primary, p,
+                        "replica paired with primary '" + primary + "'")
+          .PermitUncheckedError();
+      if (!p.ok()) {
+        Refuse(channel.get(), primary,
+               "cannot record the pairing: " + p.ToString());
+        continue;
+      }
+    }
+    session_thread_ = std::thread(
+        [this, primary](std::unique_ptr<TlsChannel> ch) {
+          Serve(std::move(ch), primary);
+        },
+        std::move(channel));
+  }
+}
+
+void ReplicaServerImpl::Serve(std::unique_ptr<TlsChannel> channel,
+                              std::string primary) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    connected_ = true;
+    peer_ = primary;
+    connects_++;
+  }
+  Log("primary '" + primary + "' connected");
+  Status s = Session(channel.get(), primary);
+  AbandonSeed();
+  // Whatever was applied is made durable before anyone is told of it.
+  Status f = FlushAcks(nullptr);
+  if (s.ok()) s = f;
+  if (!s.ok() && !stop_.load() && !session_stop_.load()) {
+    replpb::Envelope error;
+    error.mutable_error()->set_reason(s.ToString());
+    channel->Send(error).PermitUncheckedError();
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    connected_ = false;
+    if (!s.ok()) last_error_ = s.ToString();
+  }
+  const std::string why = s.ok() ? "closed" : "closed: " + s.ToString();
+  Log("primary '" + primary + "' " + why);
+  if (!s.ok() && !s.IsIOError()) {
+    // Protocol violations are security-relevant; dropped links are not.
+    cluster_
+        ->RecordAudit("replication.rejected", "peer:" + primary, s,
+                      "connection closed, nothing further applied")
+        .PermitUncheckedError();
+  }
+}
+
+Status ReplicaServerImpl::Session(TlsChannel* channel,
+                                  const std::string& primary) {
+  replpb::Envelope reply;
+  replpb::HelloReply* r = reply.mutable_hello_reply();
+  Status s = Positions(r);
+  if (!s.ok()) return s;
+  r->set_accepted(true);
+  replpb::Hello* me = r->mutable_replica();
+  me->set_protocol_version(kProtocolVersion);
+  me->set_cluster_id(cluster_->cluster_id());
+  me->set_region(cluster_->region());
+  me->set_geography(cluster_->geography());
+  me->set_epoch(cluster_->epoch());
+  me->set_role("replica");
+  s = channel->Send(reply);
+  if (!s.ok()) return s;
+  cluster_
+      ->RecordAudit("replication.connect", "peer:" + primary, Status::OK(),
+                    "primary connected")
+      .PermitUncheckedError();
+
+  auto last_heard = std::chrono::steady_clock::now();
+  auto first_pending = last_heard;
+  size_t applied = 0;
+  while (!stop_.load() && !session_stop_.load()) {
+    replpb::Envelope message;
+    bool got = false;
+    bool have_pending;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      have_pending = !pending_.empty();
+    }
+    s = channel->TryReceive(&message, have_pending ? 0 : kPollMs, &got);
+    if (!s.ok()) return s;
+    const auto now = std::chrono::steady_clock::now();
+    if (!got) {
+      if (have_pending) {
+        s = FlushAcks(channel);
+        if (!s.ok()) return s;
+        applied = 0;
+      } else if (now - last_heard >
+                 std::chrono::milliseconds(options_.idle_timeout_ms)) {
+        return Status::IOError("primary '" + primary + "' silent for " +
+                               std::to_string(options_.idle_timeout_ms) +
+                               " ms");
+      }
+      continue;
+    }
+    last_heard = now;
+    switch (message.body_case()) {
+      case replpb::Envelope::kBatch:
+        if (applied == 0) first_pending = now;
+        s = ApplyBatch(message.batch());
+        applied++;
+        break;
+      case replpb::Envelope::kTenantEvent:
+        // Acks first: a drop must not strand acknowledgements.
+        s = FlushAcks(channel);
+        applied = 0;
+        if (s.ok()) s = ApplyEvent(message.tenant_event(), primary);
+        break;
+      case replpb::Envelope::kSeedBegin:
+        s = SeedBegin(message.seed_begin());
+        break;
+      case replpb::Envelope::kSeedChunk:
+        s = SeedChunk(message.seed_chunk());
+        break;
+      case replpb::Envelope::kSeedEnd:
+        s = SeedEnd(channel, message.seed_end());
+        break;
+      case replpb::Envelope::kHeartbeat:
+        break;
+      case replpb::Envelope::kError:
+        return Status::IOError("primary closed the connection: " +
+                               message.error().reason());
+      default:
+        return Status::InvalidArgument(
+            "unexpected message from the primary (body " +
+            std::to_string(message.body_case()) + ")");
+    }
+    if (!s.ok()) return s;
+    if (applied >= kAckEvery ||
+        (applied > 0 && now - first_pending > kAckDelay)) {
+      s = FlushAcks(channel);
+      if (!s.ok()) return s;
+      applied = 0;
+    }
+  }
+  return Status::OK();
+}
+
+replpb::TenantPosition ReplicaServerImpl::ToProto(const std::string& tenant,
+                                                  const Position& p) const {
+  replpb::TenantPosition out;
+  out.set_tenant(tenant);
+  out.set_applied_seq(p.applied_seq);
+  out.set_chain_hash(p.chain);
+  out.set_epoch(p.epoch);
+  out.set_applied_commit_unix_micros(p.applied_commit);
+  return out;
+}
+
+Status ReplicaServerImpl::LoadPosition(
+    const std::shared_ptr<TenantSlot>& slot) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (positions_.count(slot->id) != 0) return Status::OK();
+  }
+  Position p;
+  std::shared_ptr<TenantDb> db;
+  Status s = cluster_->Pin(slot, &db);
+  if (!s.ok()) return s;
+  std::string value;
+  rocksdb::Status rs = db->db()->Get(rocksdb::ReadOptions(), db->system(),
+                                     kReplicaPositionKey, &value);
+  if (rs.ok()) {
+    replpb::TenantPosition stored;
+    if (!stored.ParseFromString(value)) {
+      return Status::Corruption("replica position of tenant '" + slot->id +
+                                "' does not parse");
+    }
+    p.applied_seq = stored.applied_seq();
+    p.chain = stored.chain_hash();
+    p.epoch = stored.epoch();
+    p.applied_commit = stored.applied_commit_unix_micros();
+  } else if (!rs.IsNotFound()) {
+    return FromRocks(rs, "replica position of tenant '" + slot->id + "'");
+  }
+  p.primary_seq = p.applied_seq;
+  p.primary_commit = p.applied_commit;
+  std::lock_guard<std::mutex> lock(mu_);
+  positions_.emplace(slot->id, std::move(p));
+  return Status::OK();
+}
+
+Status ReplicaServerImpl::Positions(replpb::HelloReply* reply) {
+  for (const auto& slot : cluster_->LiveSlots()) {
+    if (slot->revoked.load()) continue;  // offline: cannot be read
+    Status s = LoadPosition(slot);
+    if (!s.ok()) return s;
+    std::lock_guard<std::mutex> lock(mu_);
+    *reply->add_positions() = ToProto(slot->id, positions_[slot->id]);
+  }
+  return Status::OK();
+}
+
+Status ReplicaServerImpl::ApplyBatch(const replpb::Batch& b) {
+  const std::string& id = b.tenant();
+  std::shared_ptr<TenantSlot> slot = cluster_->FindSlot(id);
+  if (slot == nullptr) {
+    return Status::InvalidArgument("batch for tenant '" + id.substr(0, 80) +
+                                   "', which this replica does not hold");
+  }
+  Status s = LoadPosition(slot);
+  if (!s.ok()) return s;
+  Position p;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    p = positions_[id];
+  }
+  const std::string context = "batch for tenant '" + id + "'";
+  if (p.reseeding) {
+    return Status::InvalidArgument(context + " arrived during its reseed");
+  }
+  if (b.epoch() < p.epoch) {
+    return Status::Fenced(context + " is from epoch " +
+                          std::to_string(b.epoch()) + ", below the applied " +
+                          std::to_string(p.epoch));
+  }
+  if (b.count() == 0 || b.first_seq() == 0) {
+    return Status::InvalidArgument(context + " consumes no sequence numbers");
+  }
+  const uint64_t end = b.first_seq() + b.count() - 1;
+  if (end <= p.applied_seq) {
+    // Already applied (a resend): acknowledge again, apply nothing.
+    std::lock_guard<std::mutex> lock(mu_);
+    pending_.insert(id);
+    return Status::OK();
+  }
+  if (b.first_seq() != p.applied_seq + 1) {
+    return Status::InvalidArgument(
+        context + " starts at sequence " + std::to_string(b.first_seq()) +
+        " but the replica has applied up to " + std::to_string(p.applied_seq) +
+        "; nothing applied");
+  }
+  if (b.prev_chain_hash() != p.chain) {
+    return Status::InvalidArgument(context + " at sequence " +
+                                   std::to_string(b.first_seq()) +
+                                   " does not continue the replica's chain");
+  }
+  BatchSummary summary;
+  s = InspectBatch(b.data(), &summary);
+  if (!s.ok()) return Status::Corruption(context + ": " + s.message());
+  if (summary.count != b.count()) {
+    return Status::Corruption(context + " claims " + std::to_string(b.count()) +
+                              " operations but holds " +
+                              std::to_string(summary.count));
+  }
+  std::shared_ptr<TenantDb> db;
+  s = cluster_->Pin(slot, &db);
+  if (!s.ok()) return s;
+  if (summary.max_column_family > db->system()->GetID() ||
+      summary.touches_position) {
+    return Status::InvalidArgument(
+        context + " writes outside the tenant's column families");
+  }
+  Position next = p;
+  next.applied_seq = end;
+  next.chain = ChainHash(p.chain, b.first_seq(), b.count(), b.data());
+  next.epoch = b.epoch();
+  next.applied_commit = b.commit_unix_micros();
+  next.primary_seq = std::max({p.primary_seq, b.primary_latest_seq(), end});
+  next.primary_commit =
+      std::max({p.primary_commit, b.primary_latest_commit_unix_micros(),
+                b.commit_unix_micros()});
+  // The batch and the new position in one atomic write.
+  rocksdb::WriteBatch wb(b.data());
+  rocksdb::Status rs = wb.Put(db->system(), kReplicaPositionKey,
+                              ToProto(id, next).SerializeAsString());
+  if (rs.ok()) rs = db->db()->Write(rocksdb::WriteOptions(), &wb);
+  if (!rs.ok()) return FromRocks(rs, context);
+  db->AddUnflushed(b.data().size());
+  std::lock_guard<std::mutex> lock(mu_);
+  positions_[id] = next;
+  pending_.insert(id);
+  batches_++;
+  bytes_ += b.data().size();
+  return Status::OK();
+}
+
+Status ReplicaServerImpl::FlushAcks(TlsChannel* channel) {
+  std::set<std::string> ids;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ids.swap(pending_);
+  }
+  for (const std::string& id : ids) {
+    std::shared_ptr<TenantSlot> slot = cluster_->FindSlot(id);
+    if (slot == nullptr) continue;
+    std::shared_ptr<TenantDb> db;
+    Status s = cluster_->Pin(slot, &db);
+    if (s.ok())
+      s = FromRocks(db->db()->SyncWAL(), "sync of tenant '" + id + "'");
+    if (!s.ok()) return s;
+    if (channel == nullptr) continue;
+    replpb::Envelope ack;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      *ack.mutable_ack()->mutable_position() = ToProto(id, positions_[id]);
+    }
+    s = channel->Send(ack);
+    if (!s.ok()) return s;
+  }
+  return Status::OK();
+}
+
+Status ReplicaServerImpl::ApplyEvent(const replpb::TenantEvent& e,
+                                     const std::string& primary) {
+  const std::string& id = e.tenant();
+  Status s = ValidateId("tenant", id);
+  if (!s.ok()) return Status::InvalidArgument("tenant event: " + s.message());
+  if (e.kind() == replpb::TenantEvent::DROP) {
+    DropReport report;
+    s = cluster_->DropReplicatedTenant(id, &report);
+    if (s.IsNotFound()) return Status::OK();  // already gone
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      positions_.erase(id);
+    }
+    Log("tenant '" + id + "' dropped (crypto-shred) as on the primary");
+    return cluster_->RecordAudit(
+        "tenant.drop", TenantTarget(id), s,
+        "replicated from primary '" + primary + "': crypto-shred, " +
+            std::to_string(report.key_versions_destroyed.size()) +
+            " key versions destroyed, " + std::to_string(report.files_removed) +
+            " files removed");
+  }
+  if (e.kind() != replpb::TenantEvent::CREATE &&
+      e.kind() != replpb::TenantEvent::KEYS) {
+    return Status::InvalidArgument("tenant event of unknown kind " +
+                                   std::to_string(e.kind()));
+  }
+  catalogpb::TenantBody body;
+  if (!body.ParseFromString(e.tenant_body()) || body.tenant_id() != id) {
+    return Status::Corruption("record of tenant '" + id +
+                              "' from the primary does not parse");
+  }
+  std::string what;
+  s = cluster_->ApplyReplicatedTenant(body, primary, &what);
+  if (s.ok() && what == "unchanged") return s;
+  return cluster_->RecordAudit("replication.tenant", TenantTarget(id), s,
+                               "from primary '" + primary + "': " + what);
+}
+
+Status ReplicaServerImpl::SeedBegin(const replpb::SeedBegin& begin) {
+  AbandonSeed();
+  std::shared_ptr<TenantSlot> slot = cluster_->FindSlot(begin.tenant());
+  if (slot == nullptr) {
+    return Status::InvalidArgument("reseed of tenant '" +
+                                   begin.tenant().substr(0, 80) +
+                                   "', which this replica does not hold");
+  }
+  seed_ = Seed();
+  seed_.tenant = begin.tenant();
+  seed_.epoch = begin.epoch();
+  seed_.commit = begin.commit_unix_micros();
+  seed_.dir = fs::path(cluster_->dir()) / kTenantsDir / seed_.tenant / kSeedDir;
+  std::error_code ec;
+  fs::remove_all(seed_.dir, ec);
+  fs::create_directories(seed_.dir, ec);
+  if (ec) {
+    return Status::IOError("cannot create " + seed_.dir.string() + ": " +
+                           ec.message());
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  positions_[seed_.tenant].reseeding = true;
+  return Status::OK();
+}
+
+Status ReplicaServerImpl::SeedChunk(const replpb::SeedChunk& c) {
+  if (seed_.tenant.empty() || c.tenant() != seed_.tenant) {
+    return Status::InvalidArgument("reseed data for tenant '" +
+                                   c.tenant().substr(0, 80) +
+                                   "' outside its reseed");
+  }
+  if (!ValidSeedFileName(c.file())) {
+    return Status::InvalidArgument("reseed file name '" +
+                                   c.file().substr(0, 80) + "' is not allowed");
+  }
+  if (c.file() != seed_.file) {
+    if (c.offset() != 0) {
+      return Status::InvalidArgument("reseed file " + c.file() +
+                                     " does not start at offset 0");
+    }
+    if (seed_.fd >= 0) {
+      if (::fsync(seed_.fd) != 0)
+        return Status::IOError("fsync of reseed file");
+      ::close(seed_.fd);
+    }
+    const fs::path path = seed_.dir / c.file();
+    seed_.fd =
+        ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (seed_.fd < 0) {
+      return Status::IOError("cannot create " + path.string() + ": " +
+                             std::strerror(errno));
+    }
+    seed_.file = c.file();
+    seed_.file_bytes = 0;
+    seed_.files++;
+  }
+  if (c.offset() != seed_.file_bytes) {
+    return Status::InvalidArgument("reseed file " + c.file() + " chunk at " +
+                                   std::to_string(c.offset()) + ", expected " +
+                                   std::to_string(seed_.file_bytes));
+  }
+  if (!WriteAllFd(seed_.fd, c.data())) {
+    return Status::IOError("cannot write reseed file " + c.file() + ": " +
+                           std::strerror(errno));
+  }
+  seed_.file_bytes += c.data().size();
+  seed_.bytes += c.data().size();
+  return Status::OK();
+}
+
+Status ReplicaServerImpl::SeedEnd(TlsChannel* channel,
+                                  const replpb::SeedEnd& end) {
+  const std::string id = seed_.tenant;
+  if (id.empty() || end.tenant() != id) {
+    return Status::InvalidArgument("end of a reseed that did not begin");
+  }
+  if (end.files() != seed_.files || end.bytes() != seed_.bytes) {
+    return Status::Corruption(
+        "reseed of tenant '" + id + "' ended with " +
+        std::to_string(seed_.files) + " files / " +
+        std::to_string(seed_.bytes) + " bytes, the primary sent " +
+        std::to_string(end.files()) + " / " + std::to_string(end.bytes()));
+  }
+  if (seed_.fd >= 0) {
+    if (::fsync(seed_.fd) != 0) return Status::IOError("fsync of reseed file");
+    ::close(seed_.fd);
+    seed_.fd = -1;
+  }
+  Status s = SyncDir(seed_.dir.string());
+  std::shared_ptr<TenantSlot> slot = cluster_->FindSlot(id);
+  if (slot == nullptr) return Status::NotFound("tenant '" + id + "' is gone");
+  // Open the staged checkpoint with the tenant's keys, record its position
+  // in it, and only then mark it complete.
+  Position p;
+  {
+    std::shared_ptr<Keyring> keyring;
+    if (s.ok())
+      s = cluster_->BuildKeyring(id, ClusterImpl::BodyOf(*slot), &keyring);
+    std::unique_ptr<TenantDb> staged;
+    if (s.ok()) {
+      s = TenantDb::Open(id, seed_.dir.string(), keyring, false,
+                         cluster_->shared(), &staged);
+    }
+    if (!s.ok()) {
+      return Status::Corruption("reseed of tenant '" + id +
+                                "' does not open: " + s.message());
+    }
+    p.applied_seq = staged->db()->GetLatestSequenceNumber();
+    p.chain = SeedChainHash(p.applied_seq);
+    p.epoch = seed_.epoch;
+    p.applied_commit = seed_.commit;
+    p.primary_seq = p.applied_seq;
+    p.primary_commit = seed_.commit;
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    s = FromRocks(staged->db()->Put(wo, staged->system(), kReplicaPositionKey,
+                                    ToProto(id, p).SerializeAsString()),
+                  "position of reseeded tenant '" + id + "'");
+    if (!s.ok()) return s;
+  }
+  s = WriteRecordFile((seed_.dir / kSeededMarker).string(), "seeded");
+  if (s.ok()) s = SyncDir(seed_.dir.string());
+  if (!s.ok()) return s;
+  // The reopen closes the old database and installs the staged one.
+  s = cluster_->registry()->Reopen(slot, kInstallWait);
+  if (!s.ok()) return s;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const uint64_t reseeds = positions_[id].reseeds + 1;
+    p.reseeds = reseeds;
+    positions_[id] = p;
+    pending_.erase(id);
+    reseeds_++;
+  }
+  const uint64_t files = seed_.files, bytes = seed_.bytes;
+  seed_ = Seed();
+  Log("tenant '" + id + "' reseeded at sequence " +
+      std::to_string(p.applied_seq));
+  s = cluster_->RecordAudit(
+      "replication.reseed", TenantTarget(id), Status::OK(),
+      "installed the primary's checkpoint at sequence " +
+          std::to_string(p.applied_seq) + " (" + std::to_string(files) +
+          " files, " + std::to_string(bytes) + " bytes of ciphertext)");
+  if (!s.ok()) return s;
+  replpb::Envelope ack;
+  *ack.mutable_ack()->mutable_position() = ToProto(id, p);
+  ack.mutable_ack()->set_seeded(true);
+  return channel->Send(ack);
+}
+
+void ReplicaServerImpl::AbandonSeed() {
+  if (seed_.fd >= 0) ::close(seed_.fd);
+  if (!seed_.tenant.empty()) {
+    std::error_code ec;
+    fs::remove_all(seed_.dir, ec);
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = positions_.find(seed_.tenant);
+    if (it != positions_.end()) it->second.reseeding = false;
+  }
+  seed_ = Seed();
+}
+
+void ReplicaServerImpl::FillStatus(ReplicationStatus* status) {
+  const std::vector<std::shared_ptr<TenantSlot>> slots = cluster_->LiveSlots();
+  *status = ReplicationStatus();
+  status->role = "replica";
+  status->cluster_id = cluster_->cluster_id();
+  status->epoch = cluster_->epoch();
+  status->as_of_unix_micros = NowMicros();
+  status->peer_address = listening_on_;
+  std::lock_guard<std::mutex> lock(mu_);
+  status->connection = connected_ ? "connected" : "listening";
+  status->peer_cluster_id =
+      peer_.empty() ? cluster_->primary_cluster_id() : peer_;
+  status->last_error = last_error_;
+  status->batches = batches_;
+  status->bytes = bytes_;
+  status->reseeds = reseeds_;
+  status->connects = connects_;
+  for (const auto& slot : slots) {
+    TenantReplicationStatus t;
+    t.tenant = slot->id;
+    auto it = positions_.find(slot->id);
+    if (it == positions_.end()) {
+      t.state = "unknown";  // not loaded yet: no primary connected so far
+      status->tenants.push_back(std::move(t));
+      continue;
+    }
+    const Position& p = it->second;
+    t.applied_seq = p.applied_seq;
+    t.primary_seq = std::max(p.primary_seq, p.applied_seq);
+    t.lag_seqs = t.primary_seq - t.applied_seq;
+    t.applied_commit_unix_micros = p.applied_commit;
+    t.primary_commit_unix_micros = std::max(p.primary_commit, p.applied_commit);
+    if (t.lag_seqs > 0) {
+      t.lag_seconds =
+          (t.primary_commit_unix_micros - t.applied_commit_unix_micros) / 1e6;
+    }
+    t.reseeds = p.reseeds;
+    if (p.reseeding) {
+      t.state = "reseeding";
+    } else if (!connected_) {
+      t.state = "waiting";
+    } else {
+      t.state = t.lag_seqs == 0 ? "caught-up" : "streaming";
+    }
+    status->tenants.push_back(std::move(t));
+  }
+}
+
+}  // namespace
+
+Status ReplicaServer::Start(Cluster* cluster,
+                            const ReplicaServerOptions& options,
+                            std::unique_ptr<ReplicaServer>* result) {
+  auto* impl = dynamic_cast<ClusterImpl*>(cluster);
+  if (impl == nullptr) return Status::InvalidArgument("not a Coffer cluster");
+  auto server = std::make_unique<ReplicaServerImpl>(impl, options);
+  Status s = server->Init();
+  if (!s.ok()) return s;
+  *result = std::move(server);
+  return Status::OK();
+}
+
+}  // namespace coffer

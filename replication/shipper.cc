@@ -1,0 +1,626 @@
+// Copyright (c) Coffer authors.
+
+#include "replication/shipper.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <vector>
+
+#include "engine/clock.h"
+#include "engine/cluster_impl.h"
+#include "replication/batch_inspect.h"
+#include "replication/chain.h"
+#include "replication/status_file.h"
+#include "replication/tls_channel.h"
+#include "replication/wal_tailer.h"
+#include "rocksdb/utilities/checkpoint.h"
+
+namespace coffer {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr uint32_t kProtocolVersion = 1;
+constexpr int kHelloTimeoutMs = 10000;
+constexpr int kMaxReconnectDelayMs = 5000;
+constexpr auto kHeartbeatInterval = std::chrono::seconds(1);
+constexpr size_t kSeedChunkBytes = size_t{1} << 20;
+constexpr char kCheckpointDir[] = "checkpoint";
+
+}  // namespace
+
+Shipper::Shipper(ClusterImpl* cluster, ReplicationOptions options)
+    : cluster_(cluster), options_(std::move(options)) {}
+
+Shipper::~Shipper() { Stop(); }
+
+Status Shipper::Start() {
+  std::string host;
+  int port = 0;
+  Status s = ParseAddress(options_.replica_address, &host, &port);
+  if (!s.ok()) return s;
+  TlsConfig config{options_.tls.cert_file, options_.tls.key_file,
+                   options_.tls.ca_file};
+  s = TlsContext::Create(config, /*server=*/false, &tls_);
+  if (!s.ok()) return s;
+  status_writer_ = std::make_unique<StatusFileWriter>(
+      cluster_->dir(), [this](ReplicationStatus* st) { FillStatus(st); });
+  thread_ = std::thread([this] { Run(); });
+  return Status::OK();
+}
+
+void Shipper::Stop() {
+  stop_ = true;
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  status_writer_.reset();  // writes a last "stopped" status
+}
+
+void Shipper::NotifyWrite(TenantSlot& slot) {
+  if (slot.repl_dirty.exchange(true)) return;  // already queued
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    dirty_.insert(slot.id);
+  }
+  cv_.notify_all();
+}
+
+void Shipper::NotifyTenantChanged(const std::string& id) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    changed_.insert(id);
+    dirty_.insert(id);
+  }
+  cv_.notify_all();
+}
+
+void Shipper::SetConnection(const std::string& state,
+                            const std::string& error) {
+  std::string previous_error;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    connection_ = state;
+    connected_ = state == "connected";
+    previous_error = last_error_;
+    if (!error.empty()) last_error_ = error;
+  }
+  // Each distinct failure is recorded once, not once per retry.
+  if (!error.empty() && error != previous_error) {
+    cluster_
+        ->RecordAudit(state == "refused" ? "replication.refused"
+                                         : "replication.disconnected",
+                      "peer:" + options_.replica_address,
+                      Status::IOError(error), "")
+        .PermitUncheckedError();
+  }
+}
+
+void Shipper::Run() {
+  int delay = std::max<uint32_t>(options_.reconnect_delay_ms, 10);
+  while (!stopping()) {
+    const auto started = std::chrono::steady_clock::now();
+    Status s = Session();
+    if (stopping()) break;
+    if (!s.ok()) {
+      SetConnection(s.IsPermissionDenied() ? "refused" : "connecting",
+                    s.ToString());
+    }
+    // A session that ran a while earns a quick reconnect.
+    if (std::chrono::steady_clock::now() - started > std::chrono::seconds(10)) {
+      delay = std::max<uint32_t>(options_.reconnect_delay_ms, 10);
+    }
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait_for(lock, std::chrono::milliseconds(delay),
+                 [this] { return stopping(); });
+    delay = std::min(delay * 2, kMaxReconnectDelayMs);
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  connected_ = false;
+  connection_ = "stopped";
+}
+
+Status Shipper::Handshake(TlsChannel* channel, replpb::HelloReply* reply) {
+  replpb::Envelope hello;
+  replpb::Hello* h = hello.mutable_hello();
+  h->set_protocol_version(kProtocolVersion);
+  h->set_cluster_id(cluster_->cluster_id());
+  h->set_region(cluster_->region());
+  h->set_geography(cluster_->geography());
+  h->set_epoch(cluster_->epoch());
+  h->set_role("primary");
+  Status s = channel->Send(hello);
+  if (!s.ok()) return s;
+  replpb::Envelope answer;
+  s = channel->Receive(&answer, kHelloTimeoutMs);
+  if (!s.ok()) return s;
+  if (!answer.has_hello_reply()) {
+    return Status::Corruption(
+        "replica answered the hello with another message");
+  }
+  *reply = answer.hello_reply();
+  if (!reply->accepted()) {
+    return Status::PermissionDenied(
+        "replica " + channel->peer_name() +
+        " refused this primary: " + reply->reason());
+  }
+  const replpb::Hello& r = reply->replica();
+  std::string refusal;
+  if (r.cluster_id() != channel->peer_name()) {
+    refusal = "replica's certificate names '" + channel->peer_name() +
+              "' but it says it is '" + r.cluster_id() + "'";
+  } else if (!options_.replica_cluster_id.empty() &&
+             r.cluster_id() != options_.replica_cluster_id) {
+    refusal = "replica is '" + r.cluster_id() + "', expected '" +
+              options_.replica_cluster_id + "'";
+  } else if (r.geography() != cluster_->geography()) {
+    refusal = "replica '" + r.cluster_id() + "' is in geography '" +
+              r.geography() + "', this primary in '" + cluster_->geography() +
+              "'; data may only be replicated within its geography";
+  } else if (r.role() != "replica") {
+    refusal =
+        "peer '" + r.cluster_id() + "' is a " + r.role() + ", not a replica";
+  }
+  if (!refusal.empty()) {
+    replpb::Envelope error;
+    error.mutable_error()->set_reason(refusal);
+    channel->Send(error).PermitUncheckedError();
+    return Status::PermissionDenied(refusal);
+  }
+  return Status::OK();
+}
+
+Status Shipper::Session() {
+  std::unique_ptr<TlsChannel> channel;
+  Status s = TlsChannel::Connect(
+      *tls_, options_.replica_address, options_.replica_cluster_id,
+      static_cast<int>(options_.connect_timeout_ms), &channel);
+  if (!s.ok()) return s;
+  replpb::HelloReply reply;
+  s = Handshake(channel.get(), &reply);
+  if (!s.ok()) return s;
+
+  const std::vector<std::shared_ptr<TenantSlot>> slots = cluster_->LiveSlots();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    streams_.clear();
+    unacked_bytes_ = 0;
+    for (const replpb::TenantPosition& p : reply.positions()) {
+      Stream& st = streams_[p.tenant()];
+      st.acked_seq = st.sent_seq = p.applied_seq();
+      st.acked_commit = p.applied_commit_unix_micros();
+      st.sent_chain = p.chain_hash();
+      st.on_replica = true;
+      changed_.insert(p.tenant());  // dropped here? then DROP there
+    }
+    for (const auto& slot : slots) {
+      streams_[slot->id];
+      dirty_.insert(slot->id);
+      changed_.insert(slot->id);
+    }
+    peer_cluster_id_ = reply.replica().cluster_id();
+    connects_++;
+  }
+  SetConnection("connected", "");
+  cluster_
+      ->RecordAudit("replication.connect",
+                    "peer:" + reply.replica().cluster_id(), Status::OK(),
+                    "shipping to " + options_.replica_address + ", " +
+                        std::to_string(reply.positions_size()) +
+                        " tenants there")
+      .PermitUncheckedError();
+
+  auto last_send = std::chrono::steady_clock::now();
+  while (!stopping()) {
+    s = SendEvents(channel.get());
+    if (!s.ok()) return s;
+
+    std::vector<std::string> todo;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      todo.assign(dirty_.begin(), dirty_.end());
+      dirty_.clear();
+    }
+    for (const std::string& id : todo) {
+      if (stopping()) break;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (unacked_bytes_ >= options_.max_unacked_bytes) {
+          dirty_.insert(id);  // window full: later
+          continue;
+        }
+      }
+      // Writes from now on queue the tenant again.
+      if (auto slot = cluster_->FindSlot(id)) slot->repl_dirty = false;
+      bool more = false;
+      s = ShipTenant(channel.get(), id, &more);
+      if (!s.ok()) return s;
+      last_send = std::chrono::steady_clock::now();
+      if (more) {
+        std::lock_guard<std::mutex> lock(mu_);
+        dirty_.insert(id);
+      }
+      // Keep acknowledgements flowing while shipping many tenants.
+      replpb::Envelope message;
+      bool got = false;
+      s = channel->TryReceive(&message, 0, &got);
+      if (s.ok() && got) s = HandleMessage(message);
+      if (!s.ok()) return s;
+    }
+
+    bool idle = false;
+    bool waiting = false;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      waiting = unacked_bytes_ > 0;
+      for (const auto& [id, st] : streams_) waiting |= st.reseeding;
+      idle = dirty_.empty() && changed_.empty();
+      if (idle && !waiting) {
+        cv_.wait_for(lock, std::chrono::milliseconds(50), [this] {
+          return stopping() || !dirty_.empty() || !changed_.empty();
+        });
+      }
+    }
+    if (idle &&
+        std::chrono::steady_clock::now() - last_send > kHeartbeatInterval) {
+      replpb::Envelope beat;
+      beat.mutable_heartbeat()->set_unix_micros(NowMicros());
+      s = channel->Send(beat);
+      if (!s.ok()) return s;
+      last_send = std::chrono::steady_clock::now();
+    }
+    int wait_ms = idle && waiting ? 20 : 0;
+    for (;;) {
+      replpb::Envelope message;
+      bool got = false;
+      s = channel->TryReceive(&message, wait_ms, &got);
+      if (!s.ok()) return s;
+      if (!got) break;
+      s = HandleMessage(message);
+      if (!s.ok()) return s;
+      wait_ms = 0;
+    }
+  }
+  return Status::OK();
+}
+
+Status Shipper::SendEvents(TlsChannel* channel) {
+  std::vector<std::string> ids;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ids.assign(changed_.begin(), changed_.end());
+    changed_.clear();
+  }
+  for (const std::string& id : ids) {
+    replpb::Envelope event;
+    replpb::TenantEvent* e = event.mutable_tenant_event();
+    e->set_tenant(id);
+    std::shared_ptr<TenantSlot> slot = cluster_->FindSlot(id);
+    bool on_replica = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = streams_.find(id);
+      on_replica = it != streams_.end() && it->second.on_replica;
+    }
+    if (slot == nullptr) {
+      if (!on_replica) continue;
+      e->set_kind(replpb::TenantEvent::DROP);
+    } else {
+      e->set_kind(on_replica ? replpb::TenantEvent::KEYS
+                             : replpb::TenantEvent::CREATE);
+      e->set_tenant_body(ClusterImpl::BodyOf(*slot).SerializeAsString());
+    }
+    Status s = channel->Send(event);
+    if (!s.ok()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      changed_.insert(id);
+      return s;
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    if (slot == nullptr) {
+      streams_.erase(id);
+    } else {
+      streams_[id].on_replica = true;
+    }
+  }
+  return Status::OK();
+}
+
+Status Shipper::ShipTenant(TlsChannel* channel, const std::string& id,
+                           bool* more) {
+  *more = false;
+  std::shared_ptr<TenantSlot> slot = cluster_->FindSlot(id);
+  if (slot == nullptr || slot->revoked.load() || slot->key_lost.load()) {
+    return Status::OK();  // dropped (an event says so) or offline
+  }
+  uint64_t next = 0;
+  std::string chain;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stream& st = streams_[id];
+    if (st.reseeding || !st.on_replica) {
+      if (!st.on_replica) *more = true;  // its record goes first
+      return Status::OK();
+    }
+    next = st.sent_seq + 1;
+    chain = st.sent_chain;
+  }
+  std::shared_ptr<TenantDb> db;
+  Status s = cluster_->Pin(slot, &db);
+  if (!s.ok()) {
+    if (!s.IsNotFound() && !s.IsKeyRevoked()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      last_error_ = "tenant '" + id + "': " + s.ToString();
+    }
+    return Status::OK();
+  }
+  const uint64_t latest = db->db()->GetLatestSequenceNumber();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stream& st = streams_[id];
+    st.primary_seq = std::max(st.primary_seq, latest);
+  }
+  if (next > latest) {
+    std::lock_guard<std::mutex> lock(mu_);
+    UpdateUnackedSince(id, streams_[id]);
+    return Status::OK();
+  }
+  WalTailer tailer(db->db());
+  std::vector<WalBatch> batches;
+  s = tailer.Read(next, options_.max_message_bytes, &batches);
+  if (IsWalGap(s)) {
+    Stream* st = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      st = &streams_[id];
+    }
+    return Reseed(channel, slot, db, st);
+  }
+  if (!s.ok()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    last_error_ = "reading the log of tenant '" + id + "': " + s.ToString();
+    return Status::OK();
+  }
+  const uint64_t epoch = cluster_->epoch();
+  for (WalBatch& b : batches) {
+    BatchSummary summary;
+    uint64_t commit = 0;
+    if (InspectBatch(b.data, &summary).ok()) commit = summary.commit_micros;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      Stream& st = streams_[id];
+      // Coffer's own records carry no stamp: they take the previous time.
+      if (commit == 0) commit = st.last_commit;
+      st.last_commit = commit;
+    }
+    replpb::Envelope message;
+    replpb::Batch* m = message.mutable_batch();
+    m->set_tenant(id);
+    m->set_epoch(epoch);
+    m->set_first_seq(b.first_seq);
+    m->set_count(b.count);
+    m->set_commit_unix_micros(commit);
+    m->set_prev_chain_hash(chain);
+    m->set_primary_latest_seq(latest);
+    m->set_primary_latest_commit_unix_micros(
+        std::max(slot->latest_commit.load(), commit));
+    chain = ChainHash(chain, b.first_seq, b.count, b.data);
+    const uint64_t size = b.data.size();
+    m->set_data(std::move(b.data));
+    s = channel->Send(message);
+    if (!s.ok()) return s;
+    std::lock_guard<std::mutex> lock(mu_);
+    Stream& st = streams_[id];
+    st.sent_seq = b.first_seq + b.count - 1;
+    st.sent_chain = chain;
+    st.inflight.push_back({st.sent_seq, commit, size});
+    st.primary_commit = std::max(st.primary_commit, commit);
+    unacked_bytes_ += size;
+    batches_++;
+    bytes_ += size;
+    UpdateUnackedSince(id, st);
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  *more = !batches.empty() && streams_[id].sent_seq < latest;
+  return Status::OK();
+}
+
+Status Shipper::Reseed(TlsChannel* channel,
+                       const std::shared_ptr<TenantSlot>& slot,
+                       const std::shared_ptr<TenantDb>& db, Stream* stream) {
+  const std::string& id = slot->id;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stream->reseeding = true;
+    stream->reseeds++;
+    reseeds_++;
+  }
+  cluster_
+      ->RecordAudit("replication.reseed", TenantTarget(id), Status::OK(),
+                    "the log no longer holds what the replica needs; "
+                    "shipping an encrypted checkpoint")
+      .PermitUncheckedError();
+  // The record first: the checkpoint's files may use any key version.
+  replpb::Envelope keys;
+  keys.mutable_tenant_event()->set_kind(replpb::TenantEvent::KEYS);
+  keys.mutable_tenant_event()->set_tenant(id);
+  keys.mutable_tenant_event()->set_tenant_body(
+      ClusterImpl::BodyOf(*slot).SerializeAsString());
+  Status s = channel->Send(keys);
+  if (!s.ok()) return s;
+
+  const fs::path dir =
+      fs::path(cluster_->dir()) / kTenantsDir / id / kCheckpointDir;
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+  rocksdb::Checkpoint* raw = nullptr;
+  rocksdb::Status rs = rocksdb::Checkpoint::Create(db->db(), &raw);
+  std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);
+  uint64_t seq = 0;
+  // Flushes first, so the checkpoint's files hold everything up to seq.
+  if (rs.ok()) rs = checkpoint->CreateCheckpoint(dir.string(), 0, &seq);
+  if (!rs.ok()) {
+    fs::remove_all(dir, ec);
+    return FromRocks(rs, "checkpoint of tenant '" + id + "' for a reseed");
+  }
+  auto cleanup = [&] { fs::remove_all(dir, ec); };
+  replpb::Envelope begin;
+  begin.mutable_seed_begin()->set_tenant(id);
+  begin.mutable_seed_begin()->set_epoch(cluster_->epoch());
+  begin.mutable_seed_begin()->set_commit_unix_micros(
+      slot->latest_commit.load());
+  s = channel->Send(begin);
+  std::vector<fs::path> files;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    if (entry.is_regular_file()) files.push_back(entry.path());
+  }
+  std::sort(files.begin(), files.end());
+  uint64_t total = 0;
+  for (const fs::path& file : files) {
+    if (!s.ok()) break;
+    // The bytes as they lie on disk: ciphertext behind a Coffer prefix.
+    std::ifstream in(file, std::ios::binary);
+    uint64_t offset = 0;
+    std::string chunk(kSeedChunkBytes, '\0');
+    bool first = true;
+    while (s.ok() && in) {
+      in.read(chunk.data(), static_cast<std::streamsize>(chunk.size()));
+      const size_t n = static_cast<size_t>(in.gcount());
+      if (n == 0 && !first) break;
+      replpb::Envelope piece;
+      replpb::SeedChunk* c = piece.mutable_seed_chunk();
+      c->set_tenant(id);
+      c->set_file(file.filename().string());
+      c->set_offset(offset);
+      c->set_data(chunk.data(), n);
+      s = channel->Send(piece);
+      offset += n;
+      first = false;
+    }
+    if (s.ok() && in.bad()) {
+      s = Status::IOError("cannot read " + file.string() + " for a reseed");
+    }
+    total += offset;
+  }
+  if (s.ok()) {
+    replpb::Envelope end;
+    end.mutable_seed_end()->set_tenant(id);
+    end.mutable_seed_end()->set_files(static_cast<uint32_t>(files.size()));
+    end.mutable_seed_end()->set_bytes(total);
+    s = channel->Send(end);
+  }
+  cleanup();
+  if (s.ok()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    bytes_ += total;
+  }
+  return s;
+}
+
+Status Shipper::HandleMessage(const replpb::Envelope& message) {
+  if (message.has_error()) {
+    return Status::IOError("replica closed the connection: " +
+                           message.error().reason());
+  }
+  if (!message.has_ack()) {
+    return Status::Corruption("unexpected message from the replica");
+  }
+  const replpb::TenantPosition& p = message.ack().position();
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = streams_.find(p.tenant());
+  if (it == streams_.end()) return Status::OK();  // dropped meanwhile
+  Stream& st = it->second;
+  if (message.ack().seeded()) {
+    for (const Inflight& f : st.inflight) unacked_bytes_ -= f.bytes;
+    st.inflight.clear();
+    st.reseeding = false;
+    st.acked_seq = st.sent_seq = p.applied_seq();
+    st.sent_chain = p.chain_hash();
+    st.acked_commit = p.applied_commit_unix_micros();
+    dirty_.insert(p.tenant());
+  } else {
+    st.acked_seq = std::max(st.acked_seq, p.applied_seq());
+    st.acked_commit = std::max(st.acked_commit, p.applied_commit_unix_micros());
+    while (!st.inflight.empty() &&
+           st.inflight.front().end_seq <= st.acked_seq) {
+      unacked_bytes_ -= st.inflight.front().bytes;
+      st.inflight.pop_front();
+    }
+  }
+  UpdateUnackedSince(p.tenant(), st);
+  return Status::OK();
+}
+
+// REQUIRES: mu_ held. Keeps the slot's oldest-unacknowledged commit time
+// (lag in seconds, and later bounded RPO) in step with the stream.
+void Shipper::UpdateUnackedSince(const std::string& id, const Stream& st) {
+  std::shared_ptr<TenantSlot> slot = cluster_->FindSlot(id);
+  if (slot == nullptr) return;
+  if (!st.inflight.empty()) {
+    slot->unacked_since = st.inflight.front().commit_micros;
+  } else if (st.acked_seq >=
+             std::max(st.primary_seq, slot->latest_seq.load())) {
+    slot->unacked_since = 0;
+    // A write that landed meanwhile starts the clock again.
+    if (slot->latest_seq.load() > st.acked_seq) {
+      uint64_t none = 0;
+      slot->unacked_since.compare_exchange_strong(none, NowMicros());
+    }
+  }
+}
+
+void Shipper::FillStatus(ReplicationStatus* status) {
+  const std::vector<std::shared_ptr<TenantSlot>> slots = cluster_->LiveSlots();
+  const uint64_t now = NowMicros();
+  *status = ReplicationStatus();
+  status->role = "primary";
+  status->cluster_id = cluster_->cluster_id();
+  status->epoch = cluster_->epoch();
+  status->peer_address = options_.replica_address;
+  status->wal_retention_seconds = cluster_->wal_retention_seconds();
+  status->as_of_unix_micros = now;
+  std::lock_guard<std::mutex> lock(mu_);
+  status->connection = connection_;
+  status->peer_cluster_id = peer_cluster_id_;
+  status->last_error = last_error_;
+  status->batches = batches_;
+  status->bytes = bytes_;
+  status->reseeds = reseeds_;
+  status->connects = connects_;
+  const int64_t retention =
+      static_cast<int64_t>(cluster_->wal_retention_seconds());
+  for (const auto& slot : slots) {
+    TenantReplicationStatus t;
+    t.tenant = slot->id;
+    auto it = streams_.find(slot->id);
+    const Stream empty;
+    const Stream& st = it != streams_.end() ? it->second : empty;
+    t.primary_seq = std::max(st.primary_seq, slot->latest_seq.load());
+    t.applied_seq = st.acked_seq;
+    t.lag_seqs =
+        t.primary_seq > t.applied_seq ? t.primary_seq - t.applied_seq : 0;
+    t.primary_commit_unix_micros =
+        std::max(st.primary_commit, slot->latest_commit.load());
+    t.applied_commit_unix_micros = st.acked_commit;
+    if (t.lag_seqs > 0) {
+      uint64_t since = !st.inflight.empty() ? st.inflight.front().commit_micros
+                                            : slot->unacked_since.load();
+      if (since == 0) since = t.primary_commit_unix_micros;
+      t.lag_seconds = since != 0 && now > since ? (now - since) / 1e6 : 0;
+    }
+    t.retention_headroom_seconds =
+        retention - static_cast<int64_t>(t.lag_seconds);
+    t.reseeds = st.reseeds;
+    if (!connected_) {
+      t.state = "waiting";
+    } else if (st.reseeding) {
+      t.state = "reseeding";
+    } else {
+      t.state = t.lag_seqs == 0 ? "caught-up" : "streaming";
+    }
+    status->tenants.push_back(std::move(t));
+  }
+}
+
+}  // namespace coffer

@@ -1,0 +1,129 @@
+// Copyright (c) Coffer authors.
+//
+// Shipper: the primary's side of replication. One background thread keeps a
+// TLS connection to the replica and, per tenant, ships the write batches of
+// its write-ahead log from the replica's acknowledged position onwards,
+// tenant lifecycle events before data, and a reseed from an encrypted
+// checkpoint when the log no longer holds what the replica needs. Writes
+// never wait for it.
+//
+// Session: connect → Hello / HelloReply (the replica's identity, geography
+// and per-tenant positions) → every tenant's record (CREATE/KEYS) and DROP
+// for tenants the replica holds but the primary does not → stream batches,
+// at most ReplicationOptions::max_unacked_bytes unacknowledged, reading acks
+// as they come. Any error closes the connection; the next session resumes
+// from the positions the replica reports, so nothing is skipped or applied
+// twice. Tenants are opened only to read their log, one at a time, and not
+// kept pinned.
+//
+// Thread-safety: NotifyWrite / NotifyTenantChanged / FillStatus may be
+// called from any thread.
+
+#ifndef COFFER_REPLICATION_SHIPPER_H_
+#define COFFER_REPLICATION_SHIPPER_H_
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+
+#include "coffer/replication.h"
+#include "coffer/status.h"
+#include "replication/proto/replication.pb.h"
+
+namespace coffer {
+
+class ClusterImpl;
+class StatusFileWriter;
+class TenantDb;
+class TlsChannel;
+class TlsContext;
+struct TenantSlot;
+
+class Shipper {
+ public:
+  Shipper(ClusterImpl* cluster, ReplicationOptions options);
+  ~Shipper();  // Stop()
+  Shipper(const Shipper&) = delete;
+  Shipper& operator=(const Shipper&) = delete;
+
+  // Loads the TLS material (InvalidArgument naming a bad file or address)
+  // and starts shipping in the background.
+  Status Start();
+  void Stop();
+
+  // A client write committed to `slot` (cheap; from the write path).
+  void NotifyWrite(TenantSlot& slot);
+  // Tenant `id` was created, dropped or had its record changed.
+  void NotifyTenantChanged(const std::string& id);
+
+  void FillStatus(ReplicationStatus* status);
+
+ private:
+  struct Inflight {
+    uint64_t end_seq = 0;
+    uint64_t commit_micros = 0;
+    uint64_t bytes = 0;
+  };
+  // One tenant's stream, as this session knows it. Guarded by mu_.
+  struct Stream {
+    uint64_t acked_seq = 0;  // the replica applied everything up to here
+    uint64_t acked_commit = 0;
+    uint64_t sent_seq = 0;  // batches up to here are on the wire
+    std::string sent_chain;
+    std::deque<Inflight> inflight;
+    uint64_t primary_seq = 0;  // latest sequence seen in the tenant's DB
+    uint64_t primary_commit = 0;
+    uint64_t last_commit = 0;  // of the last batch read (stamp fallback)
+    bool reseeding = false;    // waiting for the replica to install a seed
+    bool on_replica = false;   // the replica holds the tenant
+    uint64_t reseeds = 0;
+  };
+
+  void Run();
+  // One connection, until an error or Stop.
+  Status Session();
+  Status Handshake(TlsChannel* channel, replpb::HelloReply* reply);
+  Status SendEvents(TlsChannel* channel);
+  // Ships what tenant `id` has beyond what was sent. *more: call again.
+  Status ShipTenant(TlsChannel* channel, const std::string& id, bool* more);
+  Status Reseed(TlsChannel* channel, const std::shared_ptr<TenantSlot>& slot,
+                const std::shared_ptr<TenantDb>& db, Stream* stream);
+  Status HandleMessage(const replpb::Envelope& message);
+  void UpdateUnackedSince(const std::string& id, const Stream& stream);
+  void SetConnection(const std::string& state, const std::string& error);
+  bool stopping() const { return stop_.load(); }
+
+  ClusterImpl* const cluster_;
+  const ReplicationOptions options_;
+  std::unique_ptr<TlsContext> tls_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+  std::unique_ptr<StatusFileWriter> status_writer_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::set<std::string> dirty_;    // guarded by mu_: may have new batches
+  std::set<std::string> changed_;  // guarded by mu_: records to send
+  std::map<std::string, Stream> streams_;  // guarded by mu_
+  bool connected_ = false;                 // guarded by mu_
+  std::string connection_ = "connecting";  // guarded by mu_
+  std::string last_error_;                 // guarded by mu_
+  std::string peer_cluster_id_;            // guarded by mu_
+  uint64_t unacked_bytes_ = 0;             // guarded by mu_
+  uint64_t batches_ = 0;                   // guarded by mu_
+  uint64_t bytes_ = 0;                     // guarded by mu_
+  uint64_t reseeds_ = 0;                   // guarded by mu_
+  uint64_t connects_ = 0;                  // guarded by mu_
+};
+
+}  // namespace coffer
+
+#endif  // COFFER_REPLICATION_SHIPPER_H_

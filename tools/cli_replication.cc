@@ -1,0 +1,378 @@
+// Copyright (c) Coffer authors.
+//
+// Replication subcommands: `replica serve` (the passive replica daemon),
+// `replication status` and `metrics` (Prometheus text). Status and metrics
+// read DIR/REPLICATION, which the running primary or replica rewrites every
+// second, so they work while that process holds the directory.
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "coffer/cluster.h"
+#include "coffer/replication.h"
+#include "tools/cli_common.h"
+#include "tools/commands.h"
+
+namespace coffer::cli {
+namespace {
+
+std::string Seconds(double s) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.3f", s);
+  return buf;
+}
+
+void LogLine(const std::string& line) {
+  std::fprintf(stderr, "coffer replica: %s %s\n",
+               FormatUnixMicrosExact(NowUnixMicros()).c_str(), line.c_str());
+  std::fflush(stderr);
+}
+
+void RegisterServe(CLI::App* replica, Runner* run) {
+  struct Args {
+    ClusterArgs cluster;
+    ReplicaServerOptions options;
+    std::string port_file;
+  };
+  auto args = std::make_shared<Args>();
+  CLI::App* cmd = replica->add_subcommand(
+      "serve",
+      "Runs the passive replica daemon. It listens on --listen for its "
+      "primary (TLS 1.3, both sides present certificates signed by --tls-ca; "
+      "a certificate's common name is its cluster id), applies each shipped "
+      "batch atomically to the tenant's own encrypted database with its "
+      "position, and follows the primary's tenant creates, drops "
+      "(crypto-shred) and key changes. The replica needs the primary's "
+      "master keys (--key-file or --key-dir) because data keys arrive "
+      "wrapped. Refused peers are logged on stderr and audited. Runs until "
+      "SIGTERM or SIGINT; everything acknowledged is durable.");
+  AddClusterArgs(cmd, &args->cluster);
+  cmd->add_option("--listen", args->options.listen_address,
+                  "HOST:PORT to listen on (port 0 picks a free one)")
+      ->type_name("HOST:PORT")
+      ->required();
+  AddTlsArgs(cmd, &args->options.tls, /*required=*/true);
+  cmd->add_option("--primary-id", args->options.primary_cluster_id,
+                  "Accept only this primary cluster (default: the first one "
+                  "accepted, recorded for good)")
+      ->type_name("ID");
+  cmd->add_option("--port-file", args->port_file,
+                  "Write the port listened on to this file once serving")
+      ->type_name("FILE");
+  OnRun(cmd, run, [args] {
+    // Signals are taken by sigwait below, not by whichever thread runs.
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+    ::signal(SIGPIPE, SIG_IGN);
+    std::unique_ptr<Cluster> cluster;
+    Status s = OpenCluster(args->cluster, &cluster);
+    args->options.log = LogLine;
+    std::unique_ptr<ReplicaServer> server;
+    if (s.ok()) s = ReplicaServer::Start(cluster.get(), args->options, &server);
+    if (!s.ok()) return Fail("replica serve", s);
+    const ClusterInfo info = cluster->Describe();
+    if (!args->port_file.empty()) {
+      const std::string tmp = args->port_file + ".tmp";
+      std::ofstream(tmp) << server->port() << "\n";
+      std::rename(tmp.c_str(), args->port_file.c_str());
+    }
+    LogLine("serving replica '" + info.cluster_id + "' (geography " +
+            info.geography + ") on port " + std::to_string(server->port()) +
+            "; primary: " +
+            (info.primary_cluster_id.empty() ? std::string("not yet paired")
+                                             : info.primary_cluster_id));
+    int sig = 0;
+    sigwait(&stop, &sig);
+    LogLine(std::string("stopping on ") +
+            (sig == SIGINT ? "SIGINT" : "SIGTERM"));
+    server->Stop();
+    server.reset();
+    cluster.reset();
+    return kExitOk;
+  });
+}
+
+std::string TenantJson(const TenantReplicationStatus& t) {
+  return JsonObject()
+      .AddString("tenant", t.tenant)
+      .AddNumber("primary_seq", t.primary_seq)
+      .AddNumber("applied_seq", t.applied_seq)
+      .AddNumber("lag_seqs", t.lag_seqs)
+      .AddRaw("lag_seconds", Seconds(t.lag_seconds))
+      .AddNumber("primary_commit_unix_micros", t.primary_commit_unix_micros)
+      .AddNumber("applied_commit_unix_micros", t.applied_commit_unix_micros)
+      .AddRaw("retention_headroom_seconds",
+              std::to_string(t.retention_headroom_seconds))
+      .AddString("state", t.state)
+      .AddNumber("reseeds", t.reseeds)
+      .str();
+}
+
+bool CaughtUp(const ReplicationStatus& st) {
+  if (st.connection != "connected") return false;
+  for (const TenantReplicationStatus& t : st.tenants) {
+    if (t.state != "caught-up") return false;
+  }
+  return true;
+}
+
+void PrintStatus(const ReplicationStatus& st, bool json) {
+  const double age =
+      st.as_of_unix_micros != 0 && NowUnixMicros() > st.as_of_unix_micros
+          ? (NowUnixMicros() - st.as_of_unix_micros) / 1e6
+          : 0;
+  if (json) {
+    std::string tenants = "[";
+    for (size_t i = 0; i < st.tenants.size(); ++i) {
+      tenants += (i ? "," : "") + TenantJson(st.tenants[i]);
+    }
+    tenants += "]";
+    std::printf(
+        "%s\n",
+        JsonObject()
+            .AddString("role", st.role)
+            .AddString("cluster_id", st.cluster_id)
+            .AddNumber("epoch", st.epoch)
+            .AddString("connection", st.connection)
+            .AddString("peer_cluster_id", st.peer_cluster_id)
+            .AddString("peer_address", st.peer_address)
+            .AddString("last_error", st.last_error)
+            .AddNumber("wal_retention_seconds", st.wal_retention_seconds)
+            .AddNumber("batches", st.batches)
+            .AddNumber("bytes", st.bytes)
+            .AddNumber("reseeds", st.reseeds)
+            .AddNumber("connects", st.connects)
+            .AddNumber("as_of_unix_micros", st.as_of_unix_micros)
+            .AddRaw("status_age_seconds", Seconds(age))
+            .AddBool("caught_up", CaughtUp(st))
+            .AddRaw("tenants", tenants)
+            .str()
+            .c_str());
+    return;
+  }
+  PrintField("cluster", st.cluster_id + " (" + st.role + ", epoch " +
+                            std::to_string(st.epoch) + ")");
+  std::string peer = st.role == "primary" ? "replica " : "primary ";
+  peer += st.peer_cluster_id.empty() ? "(not yet known)" : st.peer_cluster_id;
+  if (!st.peer_address.empty()) {
+    peer += st.role == "primary" ? " at " : ", listening on ";
+    peer += st.peer_address;
+  }
+  PrintField("connection", st.connection + " — " + peer);
+  PrintField("as of", FormatUnixMicrosExact(st.as_of_unix_micros) + " (" +
+                          Seconds(age) + " s ago)");
+  if (st.role == "primary") {
+    PrintField("wal retention",
+               std::to_string(st.wal_retention_seconds) + " s");
+  }
+  PrintField(st.role == "primary" ? "shipped" : "applied",
+             std::to_string(st.batches) + " batches, " + FormatBytes(st.bytes) +
+                 ", " + std::to_string(st.reseeds) + " reseeds, " +
+                 std::to_string(st.connects) + " connects");
+  if (!st.last_error.empty()) PrintField("last error", st.last_error);
+  PrintField("caught up", CaughtUp(st) ? "yes" : "no");
+  std::printf("\n%-24s %12s %12s %9s %9s %10s  %s\n", "TENANT", "PRIMARY-SEQ",
+              "APPLIED-SEQ", "LAG-SEQS", "LAG-S", "HEADROOM-S", "STATE");
+  for (const TenantReplicationStatus& t : st.tenants) {
+    std::printf("%-24s %12llu %12llu %9llu %9s %10s  %s\n", t.tenant.c_str(),
+                static_cast<unsigned long long>(t.primary_seq),
+                static_cast<unsigned long long>(t.applied_seq),
+                static_cast<unsigned long long>(t.lag_seqs),
+                Seconds(t.lag_seconds).c_str(),
+                st.role == "primary"
+                    ? std::to_string(t.retention_headroom_seconds).c_str()
+                    : "-",
+                t.state.c_str());
+  }
+}
+
+void RegisterStatus(CLI::App* replication, Runner* run) {
+  struct Args {
+    std::string data;
+    bool json = false;
+    double wait = -1;
+  };
+  auto args = std::make_shared<Args>();
+  CLI::App* cmd = replication->add_subcommand(
+      "status",
+      "Shows where replication stands, on a primary or a replica: the "
+      "connection, and per tenant the primary's latest sequence, the "
+      "replica's applied sequence, the lag in sequences and in seconds (0 "
+      "when caught up; computed from the commit time each batch carries), "
+      "the write-ahead log retention headroom and the state. Reads the "
+      "status the running process writes to DIR/REPLICATION every second "
+      "(no key needed; 'stopped' when that process is gone).");
+  cmd->add_option("--data", args->data, "Data directory")
+      ->envname("COFFER_DATA")
+      ->required();
+  cmd->add_flag("--json", args->json, "Print one JSON object");
+  cmd->add_option("--wait-caught-up", args->wait,
+                  "Wait up to this many seconds until connected with every "
+                  "tenant caught up; exit 1 if that does not happen")
+      ->type_name("SECONDS")
+      ->check(CLI::NonNegativeNumber);
+  OnRun(cmd, run, [args] {
+    ReplicationStatus st;
+    const auto deadline = std::chrono::steady_clock::now() +
+                          std::chrono::milliseconds(static_cast<int64_t>(
+                              std::max(0.0, args->wait) * 1000));
+    Status s;
+    for (;;) {
+      s = ReadReplicationStatusFile(args->data, &st);
+      if (args->wait < 0 || (s.ok() && CaughtUp(st)) ||
+          std::chrono::steady_clock::now() >= deadline) {
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    if (!s.ok()) return Fail("replication status", s);
+    PrintStatus(st, args->json);
+    if (args->wait >= 0 && !CaughtUp(st)) {
+      return FailWith("replication status",
+                      "not caught up after " + Seconds(args->wait) + " s");
+    }
+    return kExitOk;
+  });
+}
+
+// Prometheus label value: backslash, quote and newline escaped.
+std::string Label(const std::string& v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\' || c == '"') out.push_back('\\');
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out.push_back(c);
+  }
+  return out;
+}
+
+void RegisterMetrics(CLI::App* app, Runner* run) {
+  auto data = std::make_shared<std::string>();
+  CLI::App* cmd = app->add_subcommand(
+      "metrics",
+      "Prints replication metrics in the Prometheus text format (the same "
+      "figures as 'coffer replication status'), for a node exporter's "
+      "textfile collector or a scrape wrapper.");
+  cmd->add_option("--data", *data, "Data directory")
+      ->envname("COFFER_DATA")
+      ->required();
+  OnRun(cmd, run, [data] {
+    ReplicationStatus st;
+    Status s = ReadReplicationStatusFile(*data, &st);
+    if (!s.ok()) return Fail("metrics", s);
+    const std::string base = "cluster=\"" + Label(st.cluster_id) +
+                             "\",role=\"" + Label(st.role) + "\"";
+    std::string out;
+    auto family = [&](const char* name, const char* type, const char* help) {
+      out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name +
+             " " + type + "\n";
+    };
+    auto sample = [&](const char* name, const std::string& labels,
+                      const std::string& value) {
+      out += std::string(name) + "{" + labels + "} " + value + "\n";
+    };
+    const double age = NowUnixMicros() > st.as_of_unix_micros
+                           ? (NowUnixMicros() - st.as_of_unix_micros) / 1e6
+                           : 0;
+    family("coffer_replication_connected", "gauge",
+           "1 while connected to the peer cluster.");
+    sample("coffer_replication_connected", base,
+           st.connection == "connected" ? "1" : "0");
+    family("coffer_replication_epoch", "gauge", "Epoch of this cluster.");
+    sample("coffer_replication_epoch", base, std::to_string(st.epoch));
+    family("coffer_replication_status_age_seconds", "gauge",
+           "Age of the status these figures come from.");
+    sample("coffer_replication_status_age_seconds", base, Seconds(age));
+    family("coffer_replication_batches_total", "counter",
+           "Batches shipped (primary) or applied (replica).");
+    sample("coffer_replication_batches_total", base,
+           std::to_string(st.batches));
+    family("coffer_replication_bytes_total", "counter",
+           "Batch and reseed bytes shipped or applied.");
+    sample("coffer_replication_bytes_total", base, std::to_string(st.bytes));
+    family("coffer_replication_reseeds_total", "counter",
+           "Tenants reseeded from a checkpoint.");
+    sample("coffer_replication_reseeds_total", base,
+           std::to_string(st.reseeds));
+    family("coffer_replication_connects_total", "counter",
+           "Connections established.");
+    sample("coffer_replication_connects_total", base,
+           std::to_string(st.connects));
+    struct Gauge {
+      const char* name;
+      const char* help;
+      std::string (*value)(const TenantReplicationStatus&);
+    };
+    const Gauge gauges[] = {
+        {"coffer_replication_primary_seq", "Latest sequence on the primary.",
+         [](const TenantReplicationStatus& t) {
+           return std::to_string(t.primary_seq);
+         }},
+        {"coffer_replication_applied_seq",
+         "Sequence the replica has durably applied.",
+         [](const TenantReplicationStatus& t) {
+           return std::to_string(t.applied_seq);
+         }},
+        {"coffer_replication_lag_seqs", "Sequences not yet applied.",
+         [](const TenantReplicationStatus& t) {
+           return std::to_string(t.lag_seqs);
+         }},
+        {"coffer_replication_lag_seconds",
+         "Age of the oldest write the replica lacks (0 when caught up).",
+         [](const TenantReplicationStatus& t) {
+           return Seconds(t.lag_seconds);
+         }},
+        {"coffer_replication_retention_headroom_seconds",
+         "Seconds until the oldest write the replica lacks leaves log "
+         "retention (then it needs a reseed).",
+         [](const TenantReplicationStatus& t) {
+           return std::to_string(t.retention_headroom_seconds);
+         }},
+    };
+    for (const Gauge& g : gauges) {
+      if (st.role != "primary" &&
+          std::string(g.name) ==
+              "coffer_replication_retention_headroom_seconds") {
+        continue;
+      }
+      family(g.name, "gauge", g.help);
+      for (const TenantReplicationStatus& t : st.tenants) {
+        sample(g.name, base + ",tenant=\"" + Label(t.tenant) + "\"",
+               g.value(t));
+      }
+    }
+    std::fwrite(out.data(), 1, out.size(), stdout);
+    return kExitOk;
+  });
+}
+
+}  // namespace
+
+void RegisterReplicationCommands(CLI::App* app, Runner* run) {
+  CLI::App* replica = app->add_subcommand(
+      "replica", "Runs the passive replica daemon: replica serve.");
+  replica->require_subcommand(1);
+  RegisterServe(replica, run);
+  CLI::App* replication = app->add_subcommand(
+      "replication", "Shows replication status: replication status.");
+  replication->require_subcommand(1);
+  RegisterStatus(replication, run);
+  RegisterMetrics(app, run);
+}
+
+}  // namespace coffer::cli

@@ -10,10 +10,12 @@ namespace coffer {
 namespace {
 
 Status Gap(uint64_t wanted, uint64_t found) {
-  return Status::NotFound("gap: the write-ahead log no longer holds sequence " +
-                          std::to_string(wanted) + " (next available " +
-                          std::to_string(found) +
-                          "); the replica must be reseeded");
+  return Status::NotFound(
+      "gap: the write-ahead log no longer holds sequence " +
+      std::to_string(wanted) +
+      (found != 0 ? " (next available " + std::to_string(found) + ")"
+                  : std::string(" (no log file holds it)")) +
+      "; the replica must be reseeded");
 }
 
 }  // namespace
@@ -24,13 +26,15 @@ bool IsWalGap(const Status& s) {
 
 Status WalTailer::Read(uint64_t next_seq, size_t max_bytes,
                        std::vector<WalBatch>* out) {
+  // A sequence at or below the latest was written to the log before it was
+  // published: from here on, not finding it means it was purged.
   if (next_seq > db_->GetLatestSequenceNumber()) return Status::OK();
   bool fresh = false;
   if (iter_ == nullptr || expected_ != next_seq) {
     iter_.reset();
     rocksdb::TransactionLogIterator::ReadOptions ro(/*verify_checksums=*/true);
     rocksdb::Status rs = db_->GetUpdatesSince(next_seq, &iter_, ro);
-    if (rs.IsNotFound()) return Status::OK();  // not yet written
+    if (rs.IsNotFound()) return Gap(next_seq, 0);  // no log file holds it
     if (!rs.ok()) return FromRocks(rs, "reading the write-ahead log");
     expected_ = next_seq;
     fresh = true;
@@ -59,6 +63,16 @@ Status WalTailer::Read(uint64_t next_seq, size_t max_bytes,
     bytes += b.data.size();
     out->push_back(std::move(b));
     expected_ = seq + count;
+  }
+  if (fresh) {
+    // A new iterator that yields nothing at all does not hold next_seq.
+    rocksdb::Status rs = iter_->status();
+    iter_.reset();
+    if (!rs.ok() && !rs.IsTryAgain() && !rs.IsNotFound() &&
+        !rs.IsCorruption()) {
+      return FromRocks(rs, "reading the write-ahead log");
+    }
+    return Gap(next_seq, 0);
   }
   if (!iter_->Valid()) {
     rocksdb::Status rs = iter_->status();

@@ -28,11 +28,11 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
-#include <cstring>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -99,16 +99,16 @@ class AckLogWriter {
 
  private:
   Status Error(std::string_view what) const {
+    // Not strerror: writer threads call this concurrently.
     return Status::IOError(std::string(what) + " the ack log " + path_ + ": " +
-                           std::strerror(errno));
+                           std::generic_category().message(errno));
   }
 
   std::string path_;
   int fd_ = -1;
 };
 
-// ---- workload
-// ----------------------------------------------------------------
+// ---- workload --------------------------------------------------------------
 
 struct WorkloadArgs {
   ClusterArgs cluster;
@@ -258,8 +258,9 @@ void Workload::Writer(std::vector<WorkloadTenant*> mine,
     }
     Status s = t.handle->Put(write_options, RecordKey(n),
                              WorkloadValue(t.id, n, args_.value_size));
-    const std::string what =
-        "tenant '" + t.id + "' write " + std::to_string(n) + ": ";
+    const auto what = [&] {
+      return "tenant '" + t.id + "' write " + std::to_string(n) + ": ";
+    };
     if (s.ok()) {
       s = ack_log_.Append(t.id, n);
       if (!s.ok()) {
@@ -273,13 +274,13 @@ void Workload::Writer(std::vector<WorkloadTenant*> mine,
       continue;
     }
     if (s.IsReadOnly() || s.IsFenced()) {
-      StopWithError(what + s.ToString() + "; stopped");
+      StopWithError(what() + s.ToString() + "; stopped");
       break;
     }
     // Retry the same n, so that each tenant's writes stay contiguous. The
     // other tenants of this thread wait meanwhile.
     ++failures_;
-    Report(what + s.ToString());
+    Report(what() + s.ToString());
     if (stop_.WaitUntil(Clock::now() + kRetryDelay)) break;
   }
 }
@@ -503,8 +504,7 @@ void RegisterWorkload(CLI::App* app, Runner* run) {
   });
 }
 
-// ---- verify
-// ------------------------------------------------------------------
+// ---- verify ----------------------------------------------------------------
 
 // What verify found for one tenant of the ack log.
 struct TenantCheck {
@@ -523,8 +523,9 @@ struct TenantCheck {
   bool ok() const { return wrong_values == 0 && holes == 0; }
   void AddProblem(std::string text) {
     ++problem_count;
-    if (problems.size() < kMaxProblemsShown)
+    if (problems.size() < kMaxProblemsShown) {
       problems.push_back(std::move(text));
+    }
   }
 };
 
@@ -629,6 +630,57 @@ struct VerifyArgs {
   bool json = false;
 };
 
+// Prints verify's report: the problems found and one line per tenant, then
+// the total; or, with --json, one object.
+void PrintChecks(const VerifyArgs& args, const AckLogContents& log,
+                 const std::vector<TenantCheck>& checks,
+                 const TenantCheck& total, bool ok) {
+  if (args.json) {
+    std::string tenants;
+    for (const TenantCheck& c : checks) {
+      if (!tenants.empty()) tenants += ",";
+      tenants += CheckJson(c);
+    }
+    std::printf("%s\n", JsonObject()
+                            .AddString("ack_log", args.ack_log)
+                            .AddNumber("lines", log.lines)
+                            .AddBool("torn_last_line", log.torn_tail)
+                            .AddRaw("tenants", "[" + tenants + "]")
+                            .AddNumber("acked", total.acked)
+                            .AddNumber("present", total.present)
+                            .AddNumber("missing", total.missing)
+                            .AddNumber("extra", total.extra)
+                            .AddNumber("wrong_values", total.wrong_values)
+                            .AddNumber("holes", total.holes)
+                            .AddBool("ok", ok)
+                            .str()
+                            .c_str());
+  } else {
+    std::printf("ack log %s: %llu line(s)%s\n", args.ack_log.c_str(),
+                static_cast<unsigned long long>(log.lines),
+                log.torn_tail ? ", and a torn last line (ignored)" : "");
+    for (const TenantCheck& c : checks) {
+      for (const std::string& p : c.problems) std::printf("%s\n", p.c_str());
+      if (c.problem_count > c.problems.size()) {
+        std::printf("tenant %s: %llu more problem(s) not shown\n",
+                    c.tenant.c_str(),
+                    static_cast<unsigned long long>(c.problem_count -
+                                                    c.problems.size()));
+      }
+      std::printf("%s\n", CheckLine(c).c_str());
+    }
+    std::printf(
+        "total: %zu tenant(s), acked %llu, present %llu, missing %llu, "
+        "extra %llu, %llu wrong value(s), %llu hole(s)\n",
+        checks.size(), static_cast<unsigned long long>(total.acked),
+        static_cast<unsigned long long>(total.present),
+        static_cast<unsigned long long>(total.missing),
+        static_cast<unsigned long long>(total.extra),
+        static_cast<unsigned long long>(total.wrong_values),
+        static_cast<unsigned long long>(total.holes));
+  }
+}
+
 void RegisterVerify(CLI::App* app, Runner* run) {
   auto args = std::make_shared<VerifyArgs>();
   CLI::App* cmd = app->add_subcommand(
@@ -681,8 +733,9 @@ void RegisterVerify(CLI::App* app, Runner* run) {
       c.tenant = tenant;
       c.acked = last_n;
       s = CheckTenant(cluster.get(), &c);
-      if (!s.ok())
+      if (!s.ok()) {
         return FailWith("verify", "tenant " + tenant + ": " + s.ToString());
+      }
       total.acked += c.acked;
       total.present += c.present;
       total.missing += c.missing;
@@ -695,56 +748,13 @@ void RegisterVerify(CLI::App* app, Runner* run) {
     const bool too_many_missing = limited && total.missing > allowed;
     const bool ok = total.ok() && !too_many_missing;
 
-    if (args->json) {
-      std::string tenants;
-      for (const TenantCheck& c : checks) {
-        if (!tenants.empty()) tenants += ",";
-        tenants += CheckJson(c);
-      }
-      std::printf("%s\n", JsonObject()
-                              .AddString("ack_log", args->ack_log)
-                              .AddNumber("lines", log.lines)
-                              .AddBool("torn_last_line", log.torn_tail)
-                              .AddRaw("tenants", "[" + tenants + "]")
-                              .AddNumber("acked", total.acked)
-                              .AddNumber("present", total.present)
-                              .AddNumber("missing", total.missing)
-                              .AddNumber("extra", total.extra)
-                              .AddNumber("wrong_values", total.wrong_values)
-                              .AddNumber("holes", total.holes)
-                              .AddBool("ok", ok)
-                              .str()
-                              .c_str());
-    } else {
-      std::printf("ack log %s: %llu line(s)%s\n", args->ack_log.c_str(),
-                  static_cast<unsigned long long>(log.lines),
-                  log.torn_tail ? ", and a torn last line (ignored)" : "");
-      for (const TenantCheck& c : checks) {
-        for (const std::string& p : c.problems) std::printf("%s\n", p.c_str());
-        if (c.problem_count > c.problems.size()) {
-          std::printf("tenant %s: %llu more problem(s) not shown\n",
-                      c.tenant.c_str(),
-                      static_cast<unsigned long long>(c.problem_count -
-                                                      c.problems.size()));
-        }
-        std::printf("%s\n", CheckLine(c).c_str());
-      }
-      std::printf(
-          "total: %zu tenant(s), acked %llu, present %llu, missing %llu, "
-          "extra %llu, %llu wrong value(s), %llu hole(s)\n",
-          checks.size(), static_cast<unsigned long long>(total.acked),
-          static_cast<unsigned long long>(total.present),
-          static_cast<unsigned long long>(total.missing),
-          static_cast<unsigned long long>(total.extra),
-          static_cast<unsigned long long>(total.wrong_values),
-          static_cast<unsigned long long>(total.holes));
-    }
+    PrintChecks(*args, log, checks, total, ok);
     std::fflush(stdout);
     if (!total.ok()) {
       return FailWith("verify", std::to_string(total.wrong_values) +
                                     " wrong value(s) and " +
                                     std::to_string(total.holes) +
-                                    " hole(s) in the acknowledged records");
+                                    " hole(s) in the tenants' records");
     }
     if (too_many_missing) {
       return FailWith("verify",

@@ -4,9 +4,11 @@
 // cluster with three tenants in a scratch directory, writes and reads through
 // the library API, and checks tenant isolation, quotas, encryption at rest
 // (no plaintext in any file), the wrong-key refusal, the directory lock, the
-// key lifecycle (rekey, master-key rotation, revocation) and the audit trail.
+// key lifecycle (rekey, master-key rotation, revocation), the audit trail,
+// and replication to a passive replica daemon on loopback.
 
 #include <fcntl.h>
+#include <signal.h>
 #include <spawn.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -21,12 +23,15 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "coffer/cluster.h"
 #include "coffer/key_provider.h"
+#include "coffer/replication.h"
 #include "tools/cli_common.h"
 #include "tools/commands.h"
+#include "tools/demo_certs.h"
 #include "tools/plaintext_scan.h"
 
 extern char** environ;
@@ -45,6 +50,7 @@ constexpr size_t kBulkValueSize = 1024;
 constexpr int kLogOnlyRecords = 20;
 constexpr size_t kPiece = 32;
 constexpr const char* kSharedKey = "config/plan";
+constexpr int kShippedRecords = 500;  // per tenant, written while shipping
 
 using Records = std::map<std::string, std::string>;
 
@@ -98,10 +104,13 @@ class Demo {
                         FlushAndCompact() && CheckNoPlaintext() &&
                         CheckWrongKey() && CheckBusy() && RekeyTenant() &&
                         RotateMasterKey() && RevokeTenant() && ShowAudit() &&
-                        TamperAudit() && FinalScan();
+                        TamperAudit() && StartReplica() && ShipToReplica() &&
+                        CheckReplica() && FinalScan();
     cluster_.reset();
+    StopReplicaDaemon();
     return passed;
   }
+  ~Demo() { StopReplicaDaemon(); }
   int steps() const { return step_; }
   const std::string& failure() const { return failure_; }
 
@@ -687,10 +696,232 @@ class Demo {
     return ScanClosed("cluster closed");
   }
 
+  // Starts `coffer replica serve` in the background; its log goes to
+  // root_/replica.log.
+  bool SpawnReplicaDaemon() {
+    const std::string port_file = root_ + "/replica.port";
+    std::error_code ec;
+    fs::remove(port_file, ec);
+    const std::vector<std::string> args = {
+        "/proc/self/exe", "replica", "serve", "--data", replica_dir_,
+        "--key-file", new_key_file_, "--listen", "127.0.0.1:0",
+        "--tls-cert", root_ + "/certs/demo-dr.pem", "--tls-key",
+        root_ + "/certs/demo-dr.key", "--tls-ca", root_ + "/certs/ca.pem",
+        "--port-file", port_file};
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&actions, 2,
+                                     (root_ + "/replica.log").c_str(),
+                                     O_WRONLY | O_CREAT | O_APPEND, 0600);
+    std::vector<char*> argv;
+    for (const std::string& arg : args) {
+      argv.push_back(const_cast<char*>(arg.c_str()));
+    }
+    argv.push_back(nullptr);
+    int rc = posix_spawn(&replica_pid_, argv[0], &actions, nullptr,
+                         argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    if (rc != 0) {
+      replica_pid_ = 0;
+      return Failed("cannot start the replica daemon");
+    }
+    for (int i = 0; i < 200; ++i) {
+      std::ifstream in(port_file);
+      if (in >> replica_port_) return true;
+      int status;
+      if (waitpid(replica_pid_, &status, WNOHANG) == replica_pid_) {
+        replica_pid_ = 0;
+        return Failed("the replica daemon exited; see " + root_ +
+                      "/replica.log");
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return Failed("the replica daemon did not start listening");
+  }
+
+  // SIGTERM, then waits; returns the daemon's exit status (-1 if none).
+  int StopReplicaDaemon() {
+    if (replica_pid_ <= 0) return -1;
+    kill(replica_pid_, SIGTERM);
+    int status = 0;
+    const pid_t pid = replica_pid_;
+    replica_pid_ = 0;
+    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status)) return -1;
+    return WEXITSTATUS(status);
+  }
+
+  bool StartReplica() {
+    Step("Create replica 'demo-dr' (region eu-north-1, same geography) and "
+         "start its daemon");
+    std::error_code ec;
+    fs::create_directories(root_ + "/certs", ec);
+    Status s = WriteDemoCertificates(root_ + "/certs", {"demo", "demo-dr"});
+    if (!s.ok()) return Failed("certificates", s);
+    Note("throwaway CA and certificates for 'demo' and 'demo-dr' in " +
+         root_ + "/certs (TLS 1.3, both sides authenticated)");
+    ClusterOptions options;
+    options.cluster_id = "demo-dr";
+    options.region = "eu-north-1";
+    options.geography = "eu";
+    options.replica = true;
+    std::unique_ptr<Cluster> replica;
+    // The replica holds the primary's master key: data keys arrive wrapped.
+    s = Cluster::Create(replica_dir_, options, ToolOpenOptions(), keys_,
+                        &replica);
+    if (!s.ok()) return Failed("create the replica in " + replica_dir_, s);
+    replica.reset();
+    if (!SpawnReplicaDaemon()) return false;
+    Note("'coffer replica serve' is listening on 127.0.0.1:" +
+         std::to_string(replica_port_) + " (log: " + root_ + "/replica.log)");
+    return true;
+  }
+
+  // Polls the primary's replication status until every tenant is caught
+  // up, printing the total lag whenever it changes.
+  bool WaitCaughtUp(std::chrono::steady_clock::time_point start,
+                    ReplicationStatus* status) {
+    uint64_t last_total = UINT64_MAX;
+    for (int i = 0; i < 600; ++i) {
+      Status s = cluster_->GetReplicationStatus(status);
+      if (!s.ok()) return Failed("replication status", s);
+      uint64_t total = 0;
+      double worst = 0;
+      bool caught_up = status->connection == "connected";
+      for (const TenantReplicationStatus& t : status->tenants) {
+        total += t.lag_seqs;
+        worst = std::max(worst, t.lag_seconds);
+        caught_up = caught_up && t.state == "caught-up";
+      }
+      if (total != last_total || caught_up) {
+        char line[160];
+        std::snprintf(line, sizeof(line),
+                      "t=%5.2f s  %-10s lag %5llu sequences, oldest "
+                      "unacknowledged write %.3f s old",
+                      MicrosSinceStart(start) / 1e6,
+                      status->connection.c_str(),
+                      static_cast<unsigned long long>(total), worst);
+        Note(line);
+        last_total = total;
+      }
+      if (caught_up) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return Failed("the replica did not catch up within 12 s (" +
+                  status->connection + ", " + status->last_error + ")");
+  }
+
+  bool ShipToReplica() {
+    Step("Reopen 'demo' shipping to the replica; write " +
+         std::to_string(kShippedRecords) +
+         " more records to acme and globex; watch the lag fall to zero");
+    cluster_.reset();
+    OpenOptions options = ToolOpenOptions();
+    options.replication.replica_address =
+        "127.0.0.1:" + std::to_string(replica_port_);
+    options.replication.tls = {root_ + "/certs/demo.pem",
+                               root_ + "/certs/demo.key",
+                               root_ + "/certs/ca.pem"};
+    Status s = Cluster::Open(data_dir_, options, keys_, &cluster_);
+    if (!s.ok()) return Failed("open with replication", s);
+    auto start = std::chrono::steady_clock::now();
+    ReplicationStatus status;
+    if (!WaitCaughtUp(start, &status)) return false;
+    Note("initial copy: " + std::to_string(status.reseeds) +
+         " tenants sent as encrypted checkpoints (their older log was "
+         "purged before replication was on), " +
+         FormatBytes(status.bytes) + " of ciphertext");
+    start = std::chrono::steady_clock::now();
+    // initech is full (its quota step); its existing data ships all the same.
+    const std::vector<std::string> writers = {"acme", "globex"};
+    for (const std::string& id : writers) {
+      std::unique_ptr<Tenant> tenant;
+      if (!GetTenant(id, &tenant)) return false;
+      for (int i = 0; i < kShippedRecords; ++i) {
+        char key[64];
+        std::snprintf(key, sizeof(key), "order/%s-%05d", id.c_str(), i);
+        needles_.push_back(key);
+        const std::string value = SecretValue(id + " order ", 16);
+        s = tenant->Put(WriteOptions(), key, value);
+        if (!s.ok()) return Failed("put to " + id, s);
+        records_[id][key] = value;
+      }
+    }
+    Note("wrote " + std::to_string(kShippedRecords * writers.size()) +
+         " records in " + std::to_string(MicrosSinceStart(start) / 1000) +
+         " ms; writes do not wait for the replica");
+    const uint64_t batches_before = status.batches;
+    if (!WaitCaughtUp(start, &status)) return false;
+    Note("streamed " + std::to_string(status.batches - batches_before) +
+         " write batches from the write-ahead logs");
+    for (const TenantReplicationStatus& t : status.tenants) {
+      Note("  " + t.tenant + ": primary seq " + std::to_string(t.primary_seq) +
+           " = applied seq " + std::to_string(t.applied_seq) +
+           ", lag 0 s, log retention headroom " +
+           std::to_string(t.retention_headroom_seconds) + " s");
+    }
+    return true;
+  }
+
+  bool CheckReplica() {
+    Step("Stop the replica daemon and check its copy");
+    cluster_.reset();  // the primary stops shipping and closes
+    const int code = StopReplicaDaemon();
+    Note("replica daemon stopped on SIGTERM, exit status " +
+         std::to_string(code));
+    if (code != 0) return Failed("the replica daemon failed");
+    std::unique_ptr<Cluster> replica;
+    Status s = Cluster::Open(replica_dir_, ToolOpenOptions(), keys_, &replica);
+    if (!s.ok()) return Failed("open the replica", s);
+    size_t intact = 0;
+    size_t total = 0;
+    for (const auto& [id, records] : records_) {
+      std::unique_ptr<Tenant> tenant;
+      s = replica->GetTenant(id, &tenant);
+      if (!s.ok()) return Failed("tenant " + id + " on the replica", s);
+      for (const auto& [key, value] : records) {
+        std::string read;
+        ++total;
+        if (tenant->Get(ReadOptions(), key, &read).ok() && read == value) {
+          ++intact;
+        }
+      }
+    }
+    Note("replica holds " + std::to_string(intact) + " of " +
+         std::to_string(total) + " records, identical");
+    if (intact != total) return Failed("the replica's copy differs");
+    std::unique_ptr<Tenant> acme;
+    s = replica->GetTenant("acme", &acme);
+    if (s.ok()) s = acme->Put(WriteOptions(), "x", "y");
+    Note("a client write on the replica -> " + s.ToString());
+    if (!s.IsReadOnly()) return Failed("expected ReadOnly");
+    replica.reset();
+    PlaintextScan scan;
+    s = ScanForPlaintext(replica_dir_, needles_, &scan);
+    if (!s.ok()) return Failed("scan " + replica_dir_, s);
+    Note("replica data directory: read " + std::to_string(scan.files) +
+         " files (" + FormatBytes(scan.bytes) + "), " +
+         std::to_string(scan.hits.size()) + " contain plaintext");
+    for (const std::string& hit : scan.hits) Note("  plaintext in " + hit);
+    if (scan.files == 0) return Failed("no files scanned");
+    if (!scan.hits.empty()) return Failed("plaintext found on the replica");
+    return true;
+  }
+
+  static uint64_t MicrosSinceStart(std::chrono::steady_clock::time_point t) {
+    return static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(
+            std::chrono::steady_clock::now() - t)
+            .count());
+  }
+
   const std::string root_;
   const std::string data_dir_;
   const std::string key_file_;
   const std::string new_key_file_;  // the master key after the rotation
+  const std::string replica_dir_ = root_ + "/replica";
+  pid_t replica_pid_ = 0;  // the replica daemon, while running
+  int replica_port_ = 0;
   std::mt19937_64 rng_;
   std::shared_ptr<KeyProvider> keys_;
   std::unique_ptr<Cluster> cluster_;
@@ -737,7 +968,10 @@ void RegisterDemoCommand(CLI::App* app, Runner* run) {
       "master key is refused and that a second process cannot open the "
       "directory. Then rekeys a tenant, rotates the master key, revokes and "
       "restores a tenant's key, and shows that the audit trail records it "
-      "all and detects an edited byte. Exits 0 only if every check passes. "
+      "all and detects an edited byte. Finally starts a replica daemon on "
+      "loopback, ships every tenant to it over mutually authenticated TLS, "
+      "shows the lag falling to zero, and checks the replica's copy (and "
+      "that it holds no plaintext). Exits 0 only if every check passes. "
       "The scratch directory is removed afterwards unless --dir names it.");
   cmd->add_option("--dir", *dir,
                   "Run in this empty or new directory and keep it")

@@ -100,6 +100,7 @@ class ReplicaServerImpl final : public ReplicaServer {
     uint64_t primary_commit = 0;
     bool reseeding = false;
     uint64_t reseeds = 0;
+    uint64_t created = 0;  // the tenant's creation time (its incarnation)
   };
   // A reseed being received.
   struct Seed {
@@ -442,6 +443,7 @@ replpb::TenantPosition ReplicaServerImpl::ToProto(const std::string& tenant,
   out.set_chain_hash(p.chain);
   out.set_epoch(p.epoch);
   out.set_applied_commit_unix_micros(p.applied_commit);
+  out.set_tenant_created_unix_micros(p.created);
   return out;
 }
 
@@ -473,6 +475,7 @@ Status ReplicaServerImpl::LoadPosition(
   }
   p.primary_seq = p.applied_seq;
   p.primary_commit = p.applied_commit;
+  p.created = ClusterImpl::BodyOf(*slot).created_unix_micros();
   std::lock_guard<std::mutex> lock(mu_);
   positions_.emplace(slot->id, std::move(p));
   return Status::OK();
@@ -630,6 +633,24 @@ Status ReplicaServerImpl::ApplyEvent(const replpb::TenantEvent& e,
     return Status::Corruption("record of tenant '" + id +
                               "' from the primary does not parse");
   }
+  std::shared_ptr<TenantSlot> existing = cluster_->FindSlot(id);
+  if (existing != nullptr && ClusterImpl::BodyOf(*existing).created_unix_micros() !=
+                                 body.created_unix_micros()) {
+    // Dropped and created again on the primary while this replica was not
+    // told: the old tenant goes (crypto-shred) before the new one arrives.
+    DropReport report;
+    s = cluster_->DropReplicatedTenant(id, &report);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      positions_.erase(id);
+    }
+    s = cluster_->RecordAudit(
+        "tenant.drop", TenantTarget(id), s,
+        "replicated from primary '" + primary +
+            "': an earlier tenant of this id was dropped there; crypto-shred, " +
+            std::to_string(report.files_removed) + " files removed");
+    if (!s.ok()) return s;
+  }
   std::string what;
   s = cluster_->ApplyReplicatedTenant(body, primary, &what);
   if (s.ok() && what == "unchanged") return s;
@@ -750,6 +771,7 @@ Status ReplicaServerImpl::SeedEnd(TlsChannel* channel,
     p.applied_commit = seed_.commit;
     p.primary_seq = p.applied_seq;
     p.primary_commit = seed_.commit;
+    p.created = ClusterImpl::BodyOf(*slot).created_unix_micros();
     rocksdb::WriteOptions wo;
     wo.sync = true;
     s = FromRocks(staged->db()->Put(wo, staged->system(), kReplicaPositionKey,

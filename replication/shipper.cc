@@ -192,6 +192,7 @@ Status Shipper::Session() {
       st.acked_commit = p.applied_commit_unix_micros();
       st.sent_chain = p.chain_hash();
       st.on_replica = true;
+      st.incarnation = p.tenant_created_unix_micros();
       changed_.insert(p.tenant());  // dropped here? then DROP there
     }
     for (const auto& slot : slots) {
@@ -303,13 +304,26 @@ Status Shipper::SendEvents(TlsChannel* channel) {
       auto it = streams_.find(id);
       on_replica = it != streams_.end() && it->second.on_replica;
     }
+    catalogpb::TenantBody body;
     if (slot == nullptr) {
       if (!on_replica) continue;
       e->set_kind(replpb::TenantEvent::DROP);
     } else {
+      body = ClusterImpl::BodyOf(*slot);
+      std::lock_guard<std::mutex> lock(mu_);
+      Stream& st = streams_[id];
+      if (st.on_replica && st.incarnation != body.created_unix_micros()) {
+        // Another tenant of this id: the replica replaces it, and its
+        // stream starts from the beginning.
+        for (const Inflight& f : st.inflight) unacked_bytes_ -= f.bytes;
+        const uint64_t reseeds = st.reseeds;
+        st = Stream();
+        st.reseeds = reseeds;
+        on_replica = false;
+      }
       e->set_kind(on_replica ? replpb::TenantEvent::KEYS
                              : replpb::TenantEvent::CREATE);
-      e->set_tenant_body(ClusterImpl::BodyOf(*slot).SerializeAsString());
+      e->set_tenant_body(body.SerializeAsString());
     }
     Status s = channel->Send(event);
     if (!s.ok()) {
@@ -322,6 +336,7 @@ Status Shipper::SendEvents(TlsChannel* channel) {
       streams_.erase(id);
     } else {
       streams_[id].on_replica = true;
+      streams_[id].incarnation = body.created_unix_micros();
     }
   }
   return Status::OK();
@@ -531,6 +546,9 @@ Status Shipper::HandleMessage(const replpb::Envelope& message) {
   auto it = streams_.find(p.tenant());
   if (it == streams_.end()) return Status::OK();  // dropped meanwhile
   Stream& st = it->second;
+  if (p.tenant_created_unix_micros() != st.incarnation) {
+    return Status::OK();  // about a tenant of this id that was dropped
+  }
   if (message.ack().seeded()) {
     for (const Inflight& f : st.inflight) unacked_bytes_ -= f.bytes;
     st.inflight.clear();

@@ -84,6 +84,7 @@ class Shipper {
     uint64_t last_commit = 0;  // of the last batch read (stamp fallback)
     bool reseeding = false;    // waiting for the replica to install a seed
     bool on_replica = false;   // the replica holds the tenant
+    uint64_t incarnation = 0;  // creation time of the tenant streamed
     uint64_t reseeds = 0;
   };
 

@@ -250,6 +250,11 @@ Status ClusterImpl::OpenTenantDb(TenantSlot& slot,
   s = TenantDb::Open(slot.id, catalog_->TenantDbDir(slot.id), keyring,
                      rocksdb_ctr_, *shared_, &opened);
   if (!s.ok()) return s;
+  const uint64_t latest = opened->db()->GetLatestSequenceNumber();
+  uint64_t prev = slot.latest_seq.load();
+  while (prev < latest && !slot.latest_seq.compare_exchange_weak(prev, latest)) {
+  }
+  slot.seq_known = true;
   *db = std::move(opened);
   return Status::OK();
 }

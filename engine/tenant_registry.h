@@ -54,6 +54,9 @@ struct TenantSlot {
   // this process, the commit time of the oldest write the replica has not
   // acknowledged (0 = none known), and whether the shipper was told.
   std::atomic<uint64_t> latest_seq{0};
+  // latest_seq is exact: the database was opened in this process (the open
+  // and every client write since update it).
+  std::atomic<bool> seq_known{false};
   std::atomic<uint64_t> latest_commit{0};
   std::atomic<uint64_t> unacked_since{0};
   std::atomic<bool> repl_dirty{false};

@@ -361,6 +361,15 @@ Status Shipper::ShipTenant(TlsChannel* channel, const std::string& id,
     next = st.sent_seq + 1;
     chain = st.sent_chain;
   }
+  if (slot->seq_known.load() && next > slot->latest_seq.load()) {
+    // Nothing new, and no need to open the tenant to know it. (Coffer's own
+    // records, such as a rekey's marker, ship with the next client write.)
+    std::lock_guard<std::mutex> lock(mu_);
+    Stream& st = streams_[id];
+    st.primary_seq = std::max(st.primary_seq, slot->latest_seq.load());
+    UpdateUnackedSince(id, st);
+    return Status::OK();
+  }
   std::shared_ptr<TenantDb> db;
   Status s = cluster_->Pin(slot, &db);
   if (!s.ok()) {

@@ -1,0 +1,1512 @@
+// Copyright (c) Coffer authors.
+//
+// Replication between two clusters in one process: a primary shipping every
+// tenant's write-ahead log to a passive replica over mutually authenticated
+// TLS. Convergence under concurrent writers and restarts of either side, lag
+// reporting, the tenant lifecycle, reseeds when the log no longer holds what
+// the replica needs, who is refused (geography, identity, CA), a hostile peer
+// holding a valid certificate, and no plaintext on the replica.
+
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <random>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "coffer/coffer.h"
+#include "replication/frame.h"
+#include "replication/proto/replication.pb.h"
+#include "replication/tls_channel.h"
+#include "rocksdb/comparator.h"
+#include "rocksdb/db.h"
+#include "rocksdb/write_batch.h"
+#include "tests/testutil.h"
+
+namespace coffer {
+namespace {
+
+namespace fs = std::filesystem;
+using std::chrono::milliseconds;
+using std::chrono::steady_clock;
+
+constexpr auto kWaitLimit = std::chrono::seconds(30);
+
+// Channels write with write(2): writing to a connection the peer closed
+// raises SIGPIPE (replication/tls_channel.h), which processes using them
+// ignore.
+const bool kSigpipeIgnored = [] { return ::signal(SIGPIPE, SIG_IGN) != SIG_ERR; }();
+
+// Polls `done` every 20 ms until it holds or `limit` passes.
+bool WaitFor(const std::function<bool()>& done,
+             steady_clock::duration limit = kWaitLimit) {
+  const auto deadline = steady_clock::now() + limit;
+  for (;;) {
+    if (done()) return true;
+    if (steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+}
+
+std::string Join(const std::vector<std::string>& items) {
+  std::string out;
+  for (const std::string& s : items) out += (out.empty() ? "" : ",") + s;
+  return out;
+}
+
+// Audit entries of `cluster` with `action`.
+std::vector<AuditEntry> AuditOf(Cluster* cluster, const std::string& action) {
+  std::vector<AuditEntry> all, out;
+  Status s = cluster->ReadAudit(0, &all);
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  for (AuditEntry& e : all) {
+    if (e.action == action) out.push_back(std::move(e));
+  }
+  return out;
+}
+
+const TenantReplicationStatus* FindTenant(const ReplicationStatus& st,
+                                          const std::string& id) {
+  for (const TenantReplicationStatus& t : st.tenants) {
+    if (t.tenant == id) return &t;
+  }
+  return nullptr;
+}
+
+std::string Describe(const ReplicationStatus& st) {
+  std::ostringstream out;
+  out << st.role << " " << st.cluster_id << " connection=" << st.connection
+      << " peer=" << st.peer_cluster_id << " reseeds=" << st.reseeds
+      << " connects=" << st.connects << " last_error='" << st.last_error
+      << "'";
+  for (const TenantReplicationStatus& t : st.tenants) {
+    out << "\n  " << t.tenant << ": " << t.state
+        << " primary_seq=" << t.primary_seq
+        << " applied_seq=" << t.applied_seq << " lag_seqs=" << t.lag_seqs
+        << " lag_seconds=" << t.lag_seconds << " reseeds=" << t.reseeds;
+  }
+  return out.str();
+}
+
+// The tenant's latest sequence number, from the database itself (the
+// replication status only knows what this process wrote or read).
+Status LatestSequence(Cluster* cluster, const std::string& id, uint64_t* seq) {
+  std::unique_ptr<Tenant> t;
+  Status s = cluster->GetTenant(id, &t);
+  std::shared_ptr<const Snapshot> snap;
+  if (s.ok()) s = t->GetSnapshot(&snap);
+  if (s.ok()) *seq = snap->sequence();
+  return s;
+}
+
+// Key-by-key differences between two scans; "" when equal.
+std::string DiffMaps(const std::string& what,
+                     const std::map<std::string, std::string>& want,
+                     const std::map<std::string, std::string>& got) {
+  std::ostringstream out;
+  int shown = 0;
+  size_t differing = 0;
+  auto note = [&](const std::string& line) {
+    differing++;
+    if (shown++ < 5) out << "  " << what << ": " << line << "\n";
+  };
+  auto w = want.begin();
+  auto g = got.begin();
+  while (w != want.end() || g != got.end()) {
+    if (g == got.end() || (w != want.end() && w->first < g->first)) {
+      note("missing key '" + w->first.substr(0, 40) + "'");
+      ++w;
+    } else if (w == want.end() || g->first < w->first) {
+      note("extra key '" + g->first.substr(0, 40) + "'");
+      ++g;
+    } else {
+      if (w->second != g->second) {
+        note("key '" + w->first.substr(0, 40) + "' has value '" +
+             g->second.substr(0, 40) + "', expected '" +
+             w->second.substr(0, 40) + "'");
+      }
+      ++w;
+      ++g;
+    }
+  }
+  if (differing == 0) return "";
+  out << "  " << what << ": " << differing << " keys differ (" << want.size()
+      << " expected, " << got.size() << " present)\n";
+  return out.str();
+}
+
+std::map<std::string, std::string> ScanTenant(Cluster* cluster,
+                                              const std::string& id) {
+  std::unique_ptr<Tenant> t;
+  Status s = cluster->GetTenant(id, &t);
+  EXPECT_TRUE(s.ok()) << id << ": " << s.ToString();
+  if (!s.ok()) return {};
+  return test::ScanAll(t.get());
+}
+
+// A valid RocksDB write batch of one Put.
+std::string OnePutBatch(const std::string& key, const std::string& value) {
+  rocksdb::WriteBatch wb;
+  rocksdb::Status rs = wb.Put(key, value);
+  EXPECT_TRUE(rs.ok()) << rs.ToString();
+  return wb.Data();
+}
+
+// A column family handle naming family `id`, to build batches that write
+// where a primary never would.
+class FakeFamily : public rocksdb::ColumnFamilyHandle {
+ public:
+  explicit FakeFamily(uint32_t id) : id_(id) {}
+  const std::string& GetName() const override { return name_; }
+  uint32_t GetID() const override { return id_; }
+  rocksdb::Status GetDescriptor(rocksdb::ColumnFamilyDescriptor*) override {
+    return rocksdb::Status::NotSupported();
+  }
+  const rocksdb::Comparator* GetComparator() const override {
+    return rocksdb::BytewiseComparator();
+  }
+
+ private:
+  uint32_t id_;
+  std::string name_ = "fake";
+};
+
+// ---- numbered streams ---------------------------------------------------
+//
+// Batch i of a tenant puts "n/<i>" and "last" (both valued "<tenant>#<i>"),
+// every 10th deletes "n/<i-5>" and every 100th deletes the range
+// [n/<i-99>, n/<i-90>). The expected contents are kept alongside, so a batch
+// that is lost, applied twice or out of order shows up as a missing key, a
+// resurrected key or a wrong "last".
+class NumberedStreams {
+ public:
+  static std::string Key(uint64_t i) {
+    char buf[32];
+    std::snprintf(buf, sizeof(buf), "n/%08llu",
+                  static_cast<unsigned long long>(i));
+    return buf;
+  }
+  static std::string Value(const std::string& tenant, uint64_t i) {
+    return tenant + "#" + std::to_string(i) + "#" + std::string(i % 37, 'v');
+  }
+
+  Status WriteNext(Tenant* t) {
+    const std::string& id = t->id();
+    const uint64_t i = next_[id];
+    auto& model = expected_[id];
+    WriteBatch b;
+    b.Put(Key(i), Value(id, i));
+    b.Put("last", Value(id, i));
+    if (i % 10 == 9) b.Delete(Key(i - 5));
+    if (i % 100 == 99) b.DeleteRange(Key(i - 99), Key(i - 90));
+    Status s = t->Write(WriteOptions(), b);
+    if (!s.ok()) return s;
+    model[Key(i)] = Value(id, i);
+    model["last"] = Value(id, i);
+    if (i % 10 == 9) model.erase(Key(i - 5));
+    if (i % 100 == 99) {
+      model.erase(model.lower_bound(Key(i - 99)), model.lower_bound(Key(i - 90)));
+    }
+    next_[id] = i + 1;
+    return s;
+  }
+
+  // Writes round-robin to `tenants` of `cluster` on a thread until Stop().
+  void Start(Cluster* cluster, const std::vector<std::string>& tenants) {
+    stop_ = false;
+    thread_ = std::thread([this, cluster, tenants] {
+      std::vector<std::unique_ptr<Tenant>> handles(tenants.size());
+      for (size_t i = 0; i < tenants.size(); ++i) {
+        if (!cluster->GetTenant(tenants[i], &handles[i]).ok()) {
+          errors_++;
+          return;
+        }
+      }
+      for (uint64_t n = 0; !stop_.load(); ++n) {
+        Status s = WriteNext(handles[n % handles.size()].get());
+        if (!s.ok()) {
+          errors_++;
+          last_error_ = s.ToString();
+        }
+        if (n % 8 == 7) std::this_thread::sleep_for(std::chrono::microseconds(400));
+      }
+    });
+  }
+  void Stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+
+  // After Stop().
+  const std::map<std::string, std::string>& expected(const std::string& id) {
+    return expected_[id];
+  }
+  uint64_t written(const std::string& id) { return next_[id]; }
+  int errors() const { return errors_.load(); }
+  const std::string& last_error() const { return last_error_; }
+
+ private:
+  std::map<std::string, uint64_t> next_;
+  std::map<std::string, std::map<std::string, std::string>> expected_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> errors_{0};
+  std::string last_error_;
+  std::thread thread_;
+};
+
+// A TLS client writing raw bytes, for frames TlsChannel never sends.
+class RawTlsPeer {
+ public:
+  RawTlsPeer() = default;
+  RawTlsPeer(const RawTlsPeer&) = delete;
+  RawTlsPeer& operator=(const RawTlsPeer&) = delete;
+  ~RawTlsPeer() {
+    if (ssl_ != nullptr) SSL_free(ssl_);
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+  Status Connect(const TlsContext& context, int port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd_ < 0 ||
+        ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+      return Status::IOError("connect");
+    }
+    struct timeval tv = {5, 0};  // reads and writes never hang the test
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    ::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    ssl_ = SSL_new(context.get());
+    if (ssl_ == nullptr || SSL_set_fd(ssl_, fd_) != 1 ||
+        SSL_connect(ssl_) != 1) {
+      return Status::IOError("TLS handshake");
+    }
+    return Status::OK();
+  }
+
+  Status Write(const std::string& bytes) {
+    size_t off = 0;
+    while (off < bytes.size()) {
+      int n = SSL_write(ssl_, bytes.data() + off,
+                        static_cast<int>(bytes.size() - off));
+      if (n <= 0) return Status::IOError("write");
+      off += static_cast<size_t>(n);
+    }
+    return Status::OK();
+  }
+
+  Status Send(const replpb::Envelope& e) {
+    std::string frame;
+    Status s = EncodeFrame(e.SerializeAsString(), &frame);
+    return s.ok() ? Write(frame) : s;
+  }
+
+  // The next message; IOError once the peer closed (or after 5 s).
+  Status Read(replpb::Envelope* e) {
+    for (;;) {
+      std::string payload;
+      bool have = false;
+      Status s = decoder_.Next(&payload, &have);
+      if (!s.ok()) return s;
+      if (have) {
+        return e->ParseFromString(payload) ? Status::OK()
+                                           : Status::Corruption("parse");
+      }
+      char buf[16384];
+      int n = SSL_read(ssl_, buf, sizeof(buf));
+      if (n <= 0) return Status::IOError("closed");
+      decoder_.Feed(std::string_view(buf, static_cast<size_t>(n)));
+    }
+  }
+
+ private:
+  int fd_ = -1;
+  SSL* ssl_ = nullptr;
+  FrameDecoder decoder_;
+};
+
+class ReplicationTest : public ::testing::Test {
+ protected:
+  // One CA ("ca") for clusters c1, c2 (the replica), c3 and other; a second
+  // CA ("ca2") that also issued a "c1" certificate.
+  static void SetUpTestSuite() {
+    ASSERT_TRUE(kSigpipeIgnored);
+    certs_ = new test::TempDir();
+    const std::string script =
+        std::string(COFFER_SOURCE_DIR) + "/tools/gen_test_certs.sh";
+    ASSERT_EQ(0, std::system(("bash " + script + " " + certs_->Sub("ca") +
+                              " c1 c2 c3 other")
+                                 .c_str()));
+    ASSERT_EQ(0, std::system(
+                     ("bash " + script + " " + certs_->Sub("ca2") + " c1")
+                         .c_str()));
+  }
+  static void TearDownTestSuite() {
+    delete certs_;
+    certs_ = nullptr;
+  }
+
+  // The certificate of `name` issued by `ca`; every side trusts only "ca".
+  static TlsFiles Tls(const std::string& name, const std::string& ca = "ca") {
+    const std::string dir = certs_->Sub(ca);
+    return {dir + "/" + name + ".pem", dir + "/" + name + ".key",
+            certs_->Sub("ca") + "/ca.pem"};
+  }
+
+  static ClusterOptions Identity(const std::string& id,
+                                 const std::string& geography, bool replica) {
+    ClusterOptions o;
+    o.cluster_id = id;
+    o.region = geography + "-1";
+    o.geography = geography;
+    o.replica = replica;
+    return o;
+  }
+
+  void SetUp() override {
+    key_file_ = tmp_.Sub("master.key");
+    test::WriteKeyFile(key_file_);
+    keys_ = test::LoadKeys(key_file_);
+    ASSERT_NE(nullptr, keys_);
+    primary_dir_ = tmp_.Sub("primary");
+    replica_dir_ = tmp_.Sub("replica");
+  }
+
+  void TearDown() override {
+    server_.reset();
+    primary_.reset();
+    replica_.reset();
+  }
+
+  // ---- the replica ----
+
+  static OpenOptions ReplicaOpenOptions() {
+    OpenOptions o;
+    o.maintenance_interval_ms = 0;
+    return o;
+  }
+
+  Status CreateReplica(const std::string& geography = "eu") {
+    return Cluster::Create(replica_dir_, Identity("c2", geography, true),
+                           ReplicaOpenOptions(), keys_, &replica_);
+  }
+
+  // Closes the replica cluster (stopping its server first) and opens it.
+  Status ReopenReplica() {
+    server_.reset();
+    replica_.reset();
+    return Cluster::Open(replica_dir_, ReplicaOpenOptions(), keys_, &replica_);
+  }
+
+  // Serves the replica on `port` (0: any free one, remembered in port_).
+  Status StartServer(int port = 0) {
+    ReplicaServerOptions o;
+    o.listen_address = "127.0.0.1:" + std::to_string(port);
+    o.tls = Tls("c2");
+    o.log = [this](const std::string& line) {
+      std::lock_guard<std::mutex> lock(log_mu_);
+      log_.push_back(line);
+    };
+    Status s = ReplicaServer::Start(replica_.get(), o, &server_);
+    if (s.ok()) port_ = server_->port();
+    return s;
+  }
+
+  void StopServer() { server_.reset(); }
+
+  // The last lines the replica server logged.
+  std::string RecentLog() {
+    std::lock_guard<std::mutex> lock(log_mu_);
+    std::string out;
+    const size_t from = log_.size() > 8 ? log_.size() - 8 : 0;
+    for (size_t i = from; i < log_.size(); ++i) out += "\n  log: " + log_[i];
+    return out;
+  }
+
+  // ---- the primary ----
+
+  OpenOptions PrimaryOptions(const std::string& cert = "c1",
+                             const std::string& ca = "ca") const {
+    OpenOptions o;
+    o.maintenance_interval_ms = 0;
+    o.replication.replica_address = "127.0.0.1:" + std::to_string(port_);
+    o.replication.tls = Tls(cert, ca);
+    o.replication.reconnect_delay_ms = 50;
+    return o;
+  }
+
+  Status CreatePrimary(const OpenOptions& o, const std::string& id = "c1",
+                       const std::string& dir = "") {
+    return Cluster::Create(dir.empty() ? primary_dir_ : dir,
+                           Identity(id, "eu", false), o, keys_, &primary_);
+  }
+
+  // Destroys the primary (if open) and opens its directory with `o`.
+  Status ReopenPrimary(const OpenOptions& o) {
+    primary_.reset();
+    return Cluster::Open(primary_dir_, o, keys_, &primary_);
+  }
+
+  // n records "<prefix><i>" -> value of `value_bytes` in batches of 16.
+  void Fill(const std::string& tenant, int n, const std::string& prefix,
+            size_t value_bytes = 40) {
+    std::unique_ptr<Tenant> t;
+    ASSERT_OK(primary_->GetTenant(tenant, &t));
+    WriteBatch b;
+    for (int i = 0; i < n; ++i) {
+      b.Put(prefix + std::to_string(i),
+            prefix + std::to_string(i) + "=" + test::RandomString(value_bytes));
+      if (b.Count() == 16 || i == n - 1) {
+        ASSERT_OK(t->Write(WriteOptions(), b));
+        b.Clear();
+      }
+    }
+  }
+
+  // ---- convergence ----
+
+  // "" when the primary is connected, every tenant caught up with the
+  // replica holding each tenant's latest sequence, and both list the same
+  // tenants; else what is missing.
+  std::string CaughtUpNow() {
+    ReplicationStatus st;
+    Status s = primary_->GetReplicationStatus(&st);
+    if (!s.ok()) return s.ToString();
+    if (st.connection != "connected") return Describe(st);
+    const std::vector<std::string> ids = primary_->ListTenants();
+    if (st.tenants.size() != ids.size()) return Describe(st);
+    for (const std::string& id : ids) {
+      const TenantReplicationStatus* t = FindTenant(st, id);
+      if (t == nullptr || t->state != "caught-up") return Describe(st);
+      uint64_t latest = 0;
+      s = LatestSequence(primary_.get(), id, &latest);
+      if (!s.ok()) return id + ": " + s.ToString();
+      if (t->applied_seq < latest) {
+        return "tenant " + id + " reported caught-up at " +
+               std::to_string(t->applied_seq) + " but its latest sequence is " +
+               std::to_string(latest) + "\n" + Describe(st);
+      }
+    }
+    if (replica_->ListTenants() != ids) {
+      return "tenants: primary [" + Join(ids) + "], replica [" +
+             Join(replica_->ListTenants()) + "]";
+    }
+    return "";
+  }
+
+  // Waits up to 30 s for CaughtUpNow(); "" on success.
+  std::string WaitCaughtUp() {
+    std::string why;
+    if (WaitFor([&] { return (why = CaughtUpNow()).empty(); })) return "";
+    return "not caught up after 30 s: " + why + RecentLog();
+  }
+
+  // Differences between the primary's and the replica's tenants and their
+  // contents, read with iterators; "" when identical.
+  std::string DiffContents() {
+    std::string out;
+    const std::vector<std::string> ids = primary_->ListTenants();
+    const std::vector<std::string> rids = replica_->ListTenants();
+    if (ids != rids) {
+      out += "tenants: primary [" + Join(ids) + "], replica [" + Join(rids) +
+             "]\n";
+    }
+    for (const std::string& id : ids) {
+      if (std::find(rids.begin(), rids.end(), id) == rids.end()) continue;
+      out += DiffMaps(id, ScanTenant(primary_.get(), id),
+                      ScanTenant(replica_.get(), id));
+    }
+    return out;
+  }
+
+  // Waits for convergence, stops the replica server (port_ stays known for
+  // a restart) and compares every tenant key by key.
+  void ExpectConverged() {
+    const std::string wait = WaitCaughtUp();
+    ASSERT_EQ("", wait);
+    StopServer();
+    EXPECT_EQ("", DiffContents());
+  }
+
+  static test::TempDir* certs_;
+  test::TempDir tmp_;
+  std::string key_file_, primary_dir_, replica_dir_;
+  std::shared_ptr<KeyProvider> keys_;
+  std::unique_ptr<Cluster> replica_;
+  std::unique_ptr<ReplicaServer> server_;
+  std::unique_ptr<Cluster> primary_;
+  int port_ = 0;
+  std::mutex log_mu_;
+  std::vector<std::string> log_;
+};
+
+test::TempDir* ReplicationTest::certs_ = nullptr;
+
+// ---- 1. convergence -------------------------------------------------------
+
+TEST_F(ReplicationTest, ConcurrentWritersConverge) {
+  ASSERT_OK(CreateReplica());
+  ASSERT_OK(StartServer());
+  ASSERT_OK(CreatePrimary(PrimaryOptions()));
+  constexpr int kTenants = 4;
+  std::vector<std::string> ids;
+  for (int i = 0; i < kTenants; ++i) {
+    ids.push_back("t" + std::to_string(i));
+    ASSERT_OK(primary_->CreateTenant(ids.back(), TenantOptions()));
+  }
+
+  std::atomic<bool> stop{false};
+  std::atomic<int> errors{0};
+  std::atomic<uint64_t> writes{0}, range_deletes{0};
+  std::vector<std::thread> writers;
+  for (int w = 0; w < 4; ++w) {
+    writers.emplace_back([&, w] {
+      std::vector<std::unique_ptr<Tenant>> t(kTenants);
+      for (int i = 0; i < kTenants; ++i) {
+        if (!primary_->GetTenant(ids[i], &t[i]).ok()) errors++;
+      }
+      std::mt19937 rng(w * 7919 + 1);
+      auto key = [&](uint32_t k) {
+        char buf[16];
+        std::snprintf(buf, sizeof(buf), "k%05u", k % 3000);
+        return std::string(buf);
+      };
+      for (uint64_t n = 0; !stop.load(); ++n) {
+        Tenant* tenant = t[rng() % kTenants].get();
+        if (tenant == nullptr) break;
+        const uint32_t k = rng();
+        const std::string value = "w" + std::to_string(w) + "/" +
+                                  std::to_string(n) + "/" +
+                                  test::RandomString(rng() % 120);
+        Status s;
+        switch (rng() % 10) {
+          case 0:
+          case 1:
+          case 2:
+          case 3:
+            s = tenant->Put(WriteOptions(), key(k), value);
+            break;
+          case 4:
+          case 5:
+            s = tenant->Delete(WriteOptions(), key(k));
+            break;
+          case 6:
+          case 7:
+          case 8: {
+            WriteBatch b;
+            for (int j = 0; j < 5; ++j) b.Put(key(k + j * 11), value);
+            b.Delete(key(k + 3));
+            s = tenant->Write(WriteOptions(), b);
+            break;
+          }
+          default: {
+            WriteBatch b;
+            b.DeleteRange(key(k), key(k + 40));
+            b.Put(key(k + 45), value);
+            s = tenant->Write(WriteOptions(), b);
+            range_deletes++;
+            break;
+          }
+        }
+        if (!s.ok()) errors++;
+        writes++;
+        if (n % 16 == 15) std::this_thread::sleep_for(std::chrono::microseconds(200));
+      }
+    });
+  }
+  std::this_thread::sleep_for(milliseconds(1500));
+  stop = true;
+  for (std::thread& t : writers) t.join();
+  EXPECT_EQ(0, errors.load());
+  EXPECT_GT(writes.load(), 1000u);
+  EXPECT_GT(range_deletes.load(), 10u);
+
+  ASSERT_EQ("", WaitCaughtUp());
+  ReplicationStatus p, r;
+  ASSERT_OK(primary_->GetReplicationStatus(&p));
+  // The replica's own view while its server runs.
+  ASSERT_OK(replica_->GetReplicationStatus(&r));
+  EXPECT_EQ("primary", p.role);
+  EXPECT_EQ("replica", r.role);
+  EXPECT_EQ("connected", p.connection);
+  EXPECT_EQ("connected", r.connection);
+  EXPECT_EQ("c2", p.peer_cluster_id);
+  EXPECT_EQ("c1", r.peer_cluster_id);
+  EXPECT_GT(p.batches, 0u);
+  EXPECT_EQ(p.batches, r.batches) << "every shipped batch applied once";
+  EXPECT_EQ(0u, p.reseeds);
+  ASSERT_EQ(static_cast<size_t>(kTenants), p.tenants.size()) << Describe(p);
+  ASSERT_EQ(static_cast<size_t>(kTenants), r.tenants.size()) << Describe(r);
+  for (const std::string& id : ids) {
+    const TenantReplicationStatus* pt = FindTenant(p, id);
+    const TenantReplicationStatus* rt = FindTenant(r, id);
+    ASSERT_NE(nullptr, pt);
+    ASSERT_NE(nullptr, rt);
+    uint64_t latest = 0;
+    ASSERT_OK(LatestSequence(primary_.get(), id, &latest));
+    EXPECT_EQ(latest, pt->primary_seq) << id;
+    EXPECT_EQ(pt->primary_seq, pt->applied_seq) << id;
+    EXPECT_EQ(0u, pt->lag_seqs) << id;
+    EXPECT_EQ(0.0, pt->lag_seconds) << id;
+    EXPECT_EQ("caught-up", pt->state) << id;
+    EXPECT_EQ(latest, rt->applied_seq) << id << "\n" << Describe(r);
+    EXPECT_EQ(rt->primary_seq, rt->applied_seq) << id;
+    EXPECT_EQ(0u, rt->lag_seqs) << id;
+    EXPECT_EQ(0.0, rt->lag_seconds) << id;
+    EXPECT_EQ("caught-up", rt->state) << id;
+    EXPECT_EQ(pt->applied_commit_unix_micros, rt->applied_commit_unix_micros)
+        << id;
+  }
+  StopServer();
+  EXPECT_EQ("", DiffContents());
+  for (const std::string& id : ids) {
+    EXPECT_FALSE(ScanTenant(replica_.get(), id).empty()) << id;
+  }
+}
+
+// ---- 2. lag ---------------------------------------------------------------
+
+TEST_F(ReplicationTest, LagIsReportedWhileTheReplicaIsAway) {
+  ASSERT_OK(CreateReplica());
+  ASSERT_OK(StartServer());
+  ASSERT_OK(CreatePrimary(PrimaryOptions()));
+  ASSERT_OK(primary_->CreateTenant("t0", TenantOptions()));
+  ASSERT_OK(primary_->CreateTenant("t1", TenantOptions()));
+  Fill("t0", 20, "a");
+  Fill("t1", 20, "a");
+  ASSERT_EQ("", WaitCaughtUp());
+  const int port = port_;
+  StopServer();
+
+  std::unique_ptr<Tenant> t;
+  ASSERT_OK(primary_->GetTenant("t0", &t));
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_OK(t->Put(WriteOptions(), "b" + std::to_string(i), "v"));
+  }
+  std::this_thread::sleep_for(milliseconds(1200));
+  ReplicationStatus st;
+  ASSERT_OK(primary_->GetReplicationStatus(&st));
+  EXPECT_NE("connected", st.connection) << Describe(st);
+  const TenantReplicationStatus* t0 = FindTenant(st, "t0");
+  ASSERT_NE(nullptr, t0) << Describe(st);
+  EXPECT_GE(t0->lag_seqs, 100u) << Describe(st);
+  EXPECT_EQ(t0->primary_seq - t0->applied_seq, t0->lag_seqs);
+  EXPECT_GE(t0->lag_seconds, 1.0) << Describe(st);
+  EXPECT_LT(t0->lag_seconds, 30.0) << Describe(st);
+  EXPECT_EQ("waiting", t0->state);
+  // The write the replica lacks leaves the log's retention that much sooner.
+  EXPECT_LE(t0->retention_headroom_seconds,
+            static_cast<int64_t>(st.wal_retention_seconds) - 1);
+  // The tenant without new writes shows no lag.
+  const TenantReplicationStatus* t1 = FindTenant(st, "t1");
+  ASSERT_NE(nullptr, t1);
+  EXPECT_EQ(0u, t1->lag_seqs);
+  EXPECT_EQ(0.0, t1->lag_seconds);
+  EXPECT_EQ("waiting", t1->state);
+
+  ASSERT_OK(StartServer(port));
+  EXPECT_EQ(port, port_);
+  ASSERT_NO_FATAL_FAILURE(ExpectConverged());
+  ASSERT_OK(primary_->GetReplicationStatus(&st));
+  t0 = FindTenant(st, "t0");
+  ASSERT_NE(nullptr, t0);
+  EXPECT_EQ(0u, t0->lag_seqs);
+  EXPECT_EQ(0.0, t0->lag_seconds);
+  std::unique_ptr<Tenant> r;
+  ASSERT_OK(replica_->GetTenant("t0", &r));
+  EXPECT_EQ("v", test::GetValue(r.get(), "b99"));
+}
+
+// A primary restarted while its replica is away still knows how far behind
+// the replica is: the log on disk holds writes the replica never
+// acknowledged.
+TEST_F(ReplicationTest, LagIsReportedAfterThePrimaryRestarts) {
+  ASSERT_OK(CreateReplica());
+  ASSERT_OK(StartServer());
+  ASSERT_OK(CreatePrimary(PrimaryOptions()));
+  ASSERT_OK(primary_->CreateTenant("t0", TenantOptions()));
+  Fill("t0", 20, "a");
+  ASSERT_EQ("", WaitCaughtUp());
+  const int port = port_;
+  StopServer();
+  Fill("t0", 160, "b");  // 10 batches of 16
+  ASSERT_OK(ReopenPrimary(PrimaryOptions()));
+
+  ReplicationStatus st;
+  ASSERT_OK(primary_->GetReplicationStatus(&st));
+  const TenantReplicationStatus* t0 = FindTenant(st, "t0");
+  ASSERT_NE(nullptr, t0) << Describe(st);
+  EXPECT_EQ("waiting", t0->state);
+  uint64_t latest = 0;
+  ASSERT_OK(LatestSequence(primary_.get(), "t0", &latest));
+  EXPECT_GE(t0->primary_seq, latest) << Describe(st);
+  EXPECT_GE(t0->lag_seqs, 160u)
+      << "a restarted primary reports no lag for writes its replica lacks\n"
+      << Describe(st);
+
+  ASSERT_OK(StartServer(port));
+  ASSERT_NO_FATAL_FAILURE(ExpectConverged());
+}
+
+// ---- 3. replica restarts ----------------------------------------------------
+
+TEST_F(ReplicationTest, ReplicaRestartsMidStreamLoseAndRepeatNothing) {
+  ASSERT_OK(CreateReplica());
+  ASSERT_OK(StartServer());
+  ASSERT_OK(CreatePrimary(PrimaryOptions()));
+  const std::vector<std::string> ids = {"a", "b"};
+  for (const std::string& id : ids) {
+    ASSERT_OK(primary_->CreateTenant(id, TenantOptions()));
+  }
+  NumberedStreams writer;
+  writer.Start(primary_.get(), ids);
+  const int port = port_;
+  // Server only; then server and cluster object, twice.
+  for (int round = 0; round < 3; ++round) {
+    std::this_thread::sleep_for(milliseconds(300));
+    StopServer();
+    std::this_thread::sleep_for(milliseconds(100));
+    if (round > 0) ASSERT_OK(ReopenReplica());
+    ASSERT_OK(StartServer(port));
+  }
+  std::this_thread::sleep_for(milliseconds(300));
+  writer.Stop();
+  EXPECT_EQ(0, writer.errors()) << writer.last_error();
+  ASSERT_NO_FATAL_FAILURE(ExpectConverged());
+  for (const std::string& id : ids) {
+    EXPECT_GT(writer.written(id), 200u) << id;
+    EXPECT_EQ("", DiffMaps(id + " on the replica", writer.expected(id),
+                           ScanTenant(replica_.get(), id)));
+    std::unique_ptr<Tenant> r;
+    ASSERT_OK(replica_->GetTenant(id, &r));
+    EXPECT_EQ(NumberedStreams::Value(id, writer.written(id) - 1),
+              test::GetValue(r.get(), "last"));
+  }
+  ReplicationStatus st;
+  ASSERT_OK(primary_->GetReplicationStatus(&st));
+  EXPECT_GE(st.connects, 4u) << Describe(st);
+  EXPECT_EQ(0u, st.reseeds) << "restarts must resume, not reseed";
+}
+
+// ---- 4. primary restarts ----------------------------------------------------
+
+TEST_F(ReplicationTest, PrimaryRestartsMidStreamLoseAndRepeatNothing) {
+  ASSERT_OK(CreateReplica());
+  ASSERT_OK(StartServer());
+  ASSERT_OK(CreatePrimary(PrimaryOptions()));
+  const std::vector<std::string> ids = {"a", "b", "c"};
+  for (const std::string& id : ids) {
+    ASSERT_OK(primary_->CreateTenant(id, TenantOptions()));
+  }
+  NumberedStreams writer;
+  for (int round = 0; round < 3; ++round) {
+    writer.Start(primary_.get(), ids);
+    std::this_thread::sleep_for(milliseconds(400));
+    writer.Stop();
+    // Closed with batches not yet shipped or acknowledged.
+    ASSERT_OK(ReopenPrimary(PrimaryOptions()));
+  }
+  writer.Start(primary_.get(), ids);
+  std::this_thread::sleep_for(milliseconds(300));
+  writer.Stop();
+  EXPECT_EQ(0, writer.errors()) << writer.last_error();
+  ASSERT_NO_FATAL_FAILURE(ExpectConverged());
+  for (const std::string& id : ids) {
+    EXPECT_GT(writer.written(id), 100u) << id;
+    EXPECT_EQ("", DiffMaps(id + " on the replica", writer.expected(id),
+                           ScanTenant(replica_.get(), id)));
+  }
+  ReplicationStatus st;
+  ASSERT_OK(primary_->GetReplicationStatus(&st));
+  EXPECT_EQ(0u, st.reseeds) << "a restarted primary resumes from the log";
+}
+
+// ---- 5. tenant lifecycle ----------------------------------------------------
+
+TEST_F(ReplicationTest, TenantLifecycleFollowsThePrimary) {
+  ASSERT_OK(CreateReplica());
+  ASSERT_OK(StartServer());
+  ASSERT_OK(CreatePrimary(PrimaryOptions()));
+  ASSERT_OK(primary_->CreateTenant("keep", TenantOptions()));
+  Fill("keep", 50, "k");
+  ASSERT_EQ("", WaitCaughtUp());
+  const int port = port_;
+
+  // Create.
+  ASSERT_OK(primary_->CreateTenant("life", TenantOptions()));
+  EXPECT_TRUE(WaitFor([&] {
+    const auto ids = replica_->ListTenants();
+    return std::find(ids.begin(), ids.end(), "life") != ids.end();
+  })) << Join(replica_->ListTenants());
+
+  // Quota.
+  ASSERT_OK(primary_->SetTenantQuota("life", 12345678));
+  TenantInfo info;
+  EXPECT_TRUE(WaitFor([&] {
+    return replica_->DescribeTenant("life", &info).ok() &&
+           info.quota_overridden && info.quota == 12345678;
+  })) << info.quota;
+
+  // Rotation without rekey: new writes, new version on both sides.
+  Fill("life", 100, "a");
+  KeyRotationReport rot;
+  ASSERT_OK(primary_->RotateTenantKey("life", /*rekey=*/false, &rot));
+  EXPECT_EQ(2u, rot.new_version);
+  Fill("life", 100, "b");
+  ASSERT_NO_FATAL_FAILURE(ExpectConverged());
+  auto versions = [](const TenantKeyStatus& st) {
+    std::vector<uint32_t> v;
+    for (const KeyVersionInfo& k : st.versions) v.push_back(k.version);
+    return v;
+  };
+  TenantKeyStatus pk, rk;
+  ASSERT_OK(primary_->GetKeyStatus("life", &pk));
+  ASSERT_OK(replica_->GetKeyStatus("life", &rk));
+  EXPECT_EQ(2u, rk.current_version);
+  EXPECT_EQ(pk.current_version, rk.current_version);
+  EXPECT_EQ(versions(pk), versions(rk));
+  EXPECT_EQ(pk.master_key_id, rk.master_key_id);
+  ASSERT_OK(replica_->DescribeTenant("life", &info));
+  EXPECT_EQ(2u, info.key_version);
+
+  // Rekey: the versions the primary retires are retired on the replica
+  // too, once no file of its own needs them.
+  ASSERT_OK(StartServer(port));
+  KeyRotationReport rekey;
+  ASSERT_OK(primary_->RotateTenantKey("life", /*rekey=*/true, &rekey));
+  EXPECT_EQ(3u, rekey.new_version);
+  EXPECT_TRUE(rekey.rekeyed);
+  Fill("life", 50, "c");
+  ASSERT_OK(primary_->GetKeyStatus("life", &pk));
+  ASSERT_EQ("", WaitCaughtUp());
+  EXPECT_TRUE(WaitFor([&] {
+    return replica_->GetKeyStatus("life", &rk).ok() &&
+           rk.current_version == 3 && versions(rk) == versions(pk);
+  })) << "primary versions " << ::testing::PrintToString(versions(pk))
+      << ", replica " << ::testing::PrintToString(versions(rk));
+  StopServer();
+  EXPECT_EQ("", DiffContents());
+  ASSERT_OK(replica_->GetKeyStatus("life", &rk));
+  EXPECT_EQ(3u, rk.current_version);
+  EXPECT_EQ(versions(pk), versions(rk));
+  EXPECT_EQ(rekey.versions_retired.empty(), versions(rk).size() == 3)
+      << "retired on the primary: "
+      << ::testing::PrintToString(rekey.versions_retired);
+  for (uint32_t v : rekey.versions_retired) {
+    EXPECT_EQ(versions(rk).end(),
+              std::find(versions(rk).begin(), versions(rk).end(), v))
+        << "version " << v << " retired on the primary survives on the "
+        << "replica";
+  }
+
+  // Drop: crypto-shredded on the replica too.
+  ASSERT_OK(StartServer(port));
+  DropReport drop;
+  ASSERT_OK(primary_->DropTenant("life", &drop));
+  EXPECT_TRUE(WaitFor([&] {
+    const auto ids = replica_->ListTenants();
+    return std::find(ids.begin(), ids.end(), "life") == ids.end();
+  })) << Join(replica_->ListTenants());
+  EXPECT_FALSE(fs::exists(replica_dir_ + "/tenants/life"));
+  std::unique_ptr<Tenant> gone;
+  EXPECT_TRUE(replica_->GetTenant("life", &gone).IsNotFound());
+  bool replicated_drop = false;
+  for (const AuditEntry& e : AuditOf(replica_.get(), "tenant.drop")) {
+    replicated_drop |= e.target == "tenant:life" &&
+                       e.detail.find("replicated from primary") !=
+                           std::string::npos &&
+                       e.outcome == "ok";
+  }
+  EXPECT_TRUE(replicated_drop);
+  // The other tenant is untouched and still streams.
+  Fill("keep", 20, "k2");
+  ASSERT_NO_FATAL_FAILURE(ExpectConverged());
+  EXPECT_EQ((std::vector<std::string>{"keep"}), replica_->ListTenants());
+}
+
+// ---- 6. a replica takes no writes ---------------------------------------------
+
+TEST_F(ReplicationTest, ReplicaRefusesEveryWrite) {
+  ASSERT_OK(CreateReplica());
+  ASSERT_OK(StartServer());
+  ASSERT_OK(CreatePrimary(PrimaryOptions()));
+  ASSERT_OK(primary_->CreateTenant("t0", TenantOptions()));
+  Fill("t0", 30, "k");
+  ASSERT_NO_FATAL_FAILURE(ExpectConverged());
+  const auto before = ScanTenant(replica_.get(), "t0");
+  TenantInfo info_before;
+  ASSERT_OK(replica_->DescribeTenant("t0", &info_before));
+
+  for (bool serving : {false, true}) {
+    SCOPED_TRACE(serving ? "server running" : "server stopped");
+    if (serving) ASSERT_OK(StartServer(port_));
+    std::unique_ptr<Tenant> t;
+    ASSERT_OK(replica_->GetTenant("t0", &t));
+    EXPECT_EQ(before.begin()->second, test::GetValue(t.get(),
+                                                     before.begin()->first));
+    Status s = t->Put(WriteOptions(), "x", "y");
+    EXPECT_TRUE(s.IsReadOnly()) << s.ToString();
+    s = t->Delete(WriteOptions(), before.begin()->first);
+    EXPECT_TRUE(s.IsReadOnly()) << s.ToString();
+    WriteBatch b;
+    b.DeleteRange("a", "z");
+    s = t->Write(WriteOptions(), b);
+    EXPECT_TRUE(s.IsReadOnly()) << s.ToString();
+    s = replica_->CreateTenant("new", TenantOptions());
+    EXPECT_TRUE(s.IsReadOnly()) << s.ToString();
+    s = replica_->DropTenant("t0", nullptr);
+    EXPECT_TRUE(s.IsReadOnly()) << s.ToString();
+    s = replica_->RotateTenantKey("t0", false, nullptr);
+    EXPECT_TRUE(s.IsReadOnly()) << s.ToString();
+    s = replica_->RotateTenantKey("t0", true, nullptr);
+    EXPECT_TRUE(s.IsReadOnly()) << s.ToString();
+    s = replica_->SetTenantQuota("t0", 1);
+    EXPECT_TRUE(s.IsReadOnly()) << s.ToString();
+    s = replica_->RevokeTenantKey("t0", "no");
+    EXPECT_TRUE(s.IsReadOnly()) << s.ToString();
+    EXPECT_NE(std::string::npos, s.message().find("replica")) << s.ToString();
+  }
+  StopServer();
+  EXPECT_EQ("", DiffMaps("t0", before, ScanTenant(replica_.get(), "t0")));
+  EXPECT_EQ((std::vector<std::string>{"t0"}), replica_->ListTenants());
+  EXPECT_FALSE(fs::exists(replica_dir_ + "/tenants/new"));
+  TenantInfo info;
+  ASSERT_OK(replica_->DescribeTenant("t0", &info));
+  EXPECT_EQ(info_before.quota, info.quota);
+  EXPECT_EQ(1u, info.key_version);
+  TenantKeyStatus ks;
+  ASSERT_OK(replica_->GetKeyStatus("t0", &ks));
+  EXPECT_FALSE(ks.revoked);
+  EXPECT_EQ("replica", replica_->Describe().role);
+  EXPECT_EQ("c1", replica_->Describe().primary_cluster_id);
+
+  // Roles are not mixed up: a replica does not ship, a primary does not
+  // serve.
+  std::unique_ptr<ReplicaServer> wrong;
+  Status s = ReplicaServer::Start(primary_.get(), ReplicaServerOptions(),
+                                  &wrong);
+  EXPECT_TRUE(s.IsInvalidArgument()) << s.ToString();
+  replica_.reset();
+  std::unique_ptr<Cluster> shipping_replica;
+  s = Cluster::Open(replica_dir_, PrimaryOptions(), keys_, &shipping_replica);
+  EXPECT_TRUE(s.IsInvalidArgument()) << s.ToString();
+}
+
+// ---- 7 and 8. reseeds ---------------------------------------------------------
+
+TEST_F(ReplicationTest, LogGapIsAnsweredWithAReseed) {
+  // Written before replication was configured, with the log deleted as soon
+  // as it is flushed: the log no longer starts at sequence 1.
+  OpenOptions plain;
+  plain.maintenance_interval_ms = 0;
+  plain.tenant_write_buffer_bytes = 64 << 10;
+  plain.wal_retention_seconds = 0;
+  ASSERT_OK(CreatePrimary(plain));
+  ASSERT_OK(primary_->CreateTenant("big", TenantOptions()));
+  ASSERT_OK(primary_->CreateTenant("small", TenantOptions()));
+  Fill("big", 2048, "g", 1000);  // ~2 MiB
+  Fill("small", 10, "s");
+  primary_.reset();
+
+  ASSERT_OK(CreateReplica());
+  ASSERT_OK(StartServer());
+  OpenOptions o = PrimaryOptions();
+  o.tenant_write_buffer_bytes = 64 << 10;
+  ASSERT_OK(ReopenPrimary(o));
+  ASSERT_EQ("", WaitCaughtUp());
+  ReplicationStatus st;
+  ASSERT_OK(primary_->GetReplicationStatus(&st));
+  EXPECT_GE(st.reseeds, 1u) << Describe(st);
+  const TenantReplicationStatus* big = FindTenant(st, "big");
+  ASSERT_NE(nullptr, big);
+  EXPECT_GE(big->reseeds, 1u) << Describe(st);
+  const uint64_t reseeds = st.reseeds;
+  ReplicationStatus rst;
+  ASSERT_OK(replica_->GetReplicationStatus(&rst));
+  EXPECT_GE(rst.reseeds, 1u) << Describe(rst);
+  StopServer();
+  EXPECT_EQ("", DiffContents());
+  EXPECT_EQ(2048u, ScanTenant(replica_.get(), "big").size());
+  EXPECT_FALSE(AuditOf(replica_.get(), "replication.reseed").empty());
+  EXPECT_FALSE(AuditOf(primary_.get(), "replication.reseed").empty());
+  EXPECT_FALSE(fs::exists(replica_dir_ + "/tenants/big/seed"));
+
+  // Streaming resumes from the seed's position.
+  ASSERT_OK(StartServer(port_));
+  Fill("big", 300, "after", 100);
+  {
+    std::unique_ptr<Tenant> t;
+    ASSERT_OK(primary_->GetTenant("big", &t));
+    ASSERT_OK(t->Delete(WriteOptions(), "g7"));
+  }
+  ASSERT_NO_FATAL_FAILURE(ExpectConverged());
+  ASSERT_OK(primary_->GetReplicationStatus(&st));
+  EXPECT_EQ(reseeds, st.reseeds) << "streamed, not reseeded again";
+  std::unique_ptr<Tenant> r;
+  ASSERT_OK(replica_->GetTenant("big", &r));
+  EXPECT_EQ("NOT_FOUND", test::GetValue(r.get(), "g7"));
+}
+
+TEST_F(ReplicationTest, ReplicaFarBehindPastRetentionIsReseeded) {
+  ASSERT_OK(CreateReplica());
+  ASSERT_OK(StartServer());
+  OpenOptions o = PrimaryOptions();
+  o.wal_retention_seconds = 1;
+  o.tenant_write_buffer_bytes = 64 << 10;
+  ASSERT_OK(CreatePrimary(o));
+  ASSERT_OK(primary_->CreateTenant("t0", TenantOptions()));
+  Fill("t0", 100, "a");
+  ASSERT_EQ("", WaitCaughtUp());
+  const int port = port_;
+  StopServer();
+  Fill("t0", 1536, "b", 1000);  // ~1.5 MiB
+  std::this_thread::sleep_for(milliseconds(2500));
+  Fill("t0", 1024, "c", 1000);  // flushes purge the logs older than 1 s
+  ReplicationStatus st;
+  ASSERT_OK(primary_->GetReplicationStatus(&st));
+  EXPECT_EQ(0u, st.reseeds);
+  const TenantReplicationStatus* t0 = FindTenant(st, "t0");
+  ASSERT_NE(nullptr, t0);
+  EXPECT_LT(t0->retention_headroom_seconds, 0) << Describe(st);
+
+  ASSERT_OK(StartServer(port));
+  ASSERT_NO_FATAL_FAILURE(ExpectConverged());
+  ASSERT_OK(primary_->GetReplicationStatus(&st));
+  EXPECT_GE(st.reseeds, 1u) << Describe(st);
+  EXPECT_EQ(100u + 1536 + 1024, ScanTenant(replica_.get(), "t0").size());
+}
+
+// ---- 9, 10, 11. who is refused ---------------------------------------------------
+
+TEST_F(ReplicationTest, ReplicaInAnotherGeographyIsRefused) {
+  ASSERT_OK(CreateReplica("us"));
+  ASSERT_OK(StartServer());
+  ASSERT_OK(CreatePrimary(PrimaryOptions()));
+  ASSERT_OK(primary_->CreateTenant("t0", TenantOptions()));
+  Fill("t0", 20, "k");
+  ReplicationStatus st;
+  EXPECT_TRUE(WaitFor([&] {
+    return primary_->GetReplicationStatus(&st).ok() &&
+           st.connection == "refused";
+  })) << Describe(st);
+  EXPECT_NE(std::string::npos, st.last_error.find("geography"))
+      << st.last_error;
+  EXPECT_EQ(0u, st.connects);
+  EXPECT_TRUE(WaitFor([&] {
+    return !AuditOf(replica_.get(), "replication.refused").empty();
+  }));
+  EXPECT_FALSE(AuditOf(primary_.get(), "replication.refused").empty());
+  EXPECT_TRUE(replica_->ListTenants().empty()) << Join(replica_->ListTenants());
+  EXPECT_EQ("", replica_->Describe().primary_cluster_id);
+  EXPECT_FALSE(fs::exists(replica_dir_ + "/tenants/t0"));
+}
+
+TEST_F(ReplicationTest, OnlyThePairedPrimaryWithItsOwnCertificateIsAccepted) {
+  ASSERT_OK(CreateReplica());
+  ASSERT_OK(StartServer());
+  ASSERT_OK(CreatePrimary(PrimaryOptions()));
+  ASSERT_OK(primary_->CreateTenant("t0", TenantOptions()));
+  Fill("t0", 20, "k");
+  ASSERT_EQ("", WaitCaughtUp());
+  EXPECT_EQ("c1", replica_->Describe().primary_cluster_id);
+  primary_.reset();
+
+  struct Case {
+    std::string cluster_id, cert, expect;
+  };
+  for (const Case& c : {Case{"c3", "c3", "paired"},
+                        Case{"c1", "c3", "certificate names"}}) {
+    SCOPED_TRACE(c.cluster_id + " with the certificate of " + c.cert);
+    const size_t refused_before =
+        AuditOf(replica_.get(), "replication.refused").size();
+    std::unique_ptr<Cluster> intruder;
+    ASSERT_OK(Cluster::Create(tmp_.Sub("intruder-" + c.cluster_id),
+                              Identity(c.cluster_id, "eu", false),
+                              PrimaryOptions(c.cert), keys_, &intruder));
+    ASSERT_OK(intruder->CreateTenant("intruder", TenantOptions()));
+    std::unique_ptr<Tenant> t;
+    ASSERT_OK(intruder->GetTenant("intruder", &t));
+    ASSERT_OK(t->Put(WriteOptions(), "k", "v"));
+    t.reset();
+    ReplicationStatus st;
+    EXPECT_TRUE(WaitFor([&] {
+      return intruder->GetReplicationStatus(&st).ok() &&
+             st.connection == "refused";
+    })) << Describe(st);
+    EXPECT_NE(std::string::npos, st.last_error.find(c.expect))
+        << st.last_error;
+    EXPECT_EQ(0u, st.connects);
+    std::vector<AuditEntry> refused;
+    EXPECT_TRUE(WaitFor([&] {
+      refused = AuditOf(replica_.get(), "replication.refused");
+      return refused.size() > refused_before;
+    }));
+    if (refused.size() > refused_before) {
+      EXPECT_EQ("peer:" + c.cert, refused.back().target);
+      EXPECT_EQ("PermissionDenied", refused.back().outcome);
+    }
+    intruder.reset();
+    EXPECT_EQ((std::vector<std::string>{"t0"}), replica_->ListTenants());
+    EXPECT_EQ("c1", replica_->Describe().primary_cluster_id);
+  }
+
+  // The paired primary is still welcome.
+  ASSERT_OK(ReopenPrimary(PrimaryOptions()));
+  Fill("t0", 20, "after");
+  ASSERT_NO_FATAL_FAILURE(ExpectConverged());
+}
+
+TEST_F(ReplicationTest, CertificateFromAnotherCaIsRefused) {
+  ASSERT_OK(CreateReplica());
+  ASSERT_OK(StartServer());
+  // c1's name, signed by a CA the replica does not trust.
+  ASSERT_OK(CreatePrimary(PrimaryOptions("c1", "ca2")));
+  ASSERT_OK(primary_->CreateTenant("t0", TenantOptions()));
+  Fill("t0", 20, "k");
+  std::vector<AuditEntry> refused;
+  EXPECT_TRUE(WaitFor([&] {
+    refused = AuditOf(replica_.get(), "replication.refused");
+    return !refused.empty();
+  }));
+  ASSERT_FALSE(refused.empty());
+  EXPECT_EQ("PermissionDenied", refused.front().outcome);
+  std::this_thread::sleep_for(milliseconds(300));  // several attempts
+  ReplicationStatus st;
+  ASSERT_OK(primary_->GetReplicationStatus(&st));
+  EXPECT_NE("connected", st.connection) << Describe(st);
+  EXPECT_EQ(0u, st.connects) << Describe(st);
+  EXPECT_FALSE(st.last_error.empty());
+  EXPECT_TRUE(replica_->ListTenants().empty());
+  EXPECT_EQ("", replica_->Describe().primary_cluster_id);
+  ReplicationStatus rst;
+  ASSERT_OK(replica_->GetReplicationStatus(&rst));
+  EXPECT_EQ("listening", rst.connection);
+  EXPECT_EQ(0u, rst.connects);
+}
+
+// ---- 12. a hostile peer with a valid certificate ------------------------------
+
+class HostilePeerTest : public ReplicationTest {
+ protected:
+  // Connects as c1 (its real certificate) and completes the handshake.
+  Status Connect(std::unique_ptr<TlsChannel>* channel,
+                 replpb::HelloReply* reply) {
+    std::unique_ptr<TlsContext> context;
+    const TlsFiles f = Tls("c1");
+    Status s = TlsContext::Create({f.cert_file, f.key_file, f.ca_file},
+                                  /*server=*/false, &context);
+    if (s.ok()) {
+      s = TlsChannel::Connect(*context, "127.0.0.1:" + std::to_string(port_),
+                              "c2", 5000, channel);
+    }
+    if (s.ok()) s = (*channel)->Send(Hello());
+    replpb::Envelope answer;
+    if (s.ok()) s = (*channel)->Receive(&answer, 5000);
+    if (s.ok() && !answer.has_hello_reply()) s = Status::Corruption("reply");
+    if (s.ok()) *reply = answer.hello_reply();
+    if (s.ok() && !reply->accepted()) s = Status::PermissionDenied(reply->reason());
+    return s;
+  }
+
+  replpb::Envelope Hello() const {
+    replpb::Envelope e;
+    replpb::Hello* h = e.mutable_hello();
+    h->set_protocol_version(1);
+    h->set_cluster_id("c1");
+    h->set_region("eu-1");
+    h->set_geography("eu");
+    h->set_epoch(replica_->Describe().epoch);
+    h->set_role("primary");
+    return e;
+  }
+
+  static const replpb::TenantPosition* PositionOf(
+      const replpb::HelloReply& reply, const std::string& tenant) {
+    for (const auto& p : reply.positions()) {
+      if (p.tenant() == tenant) return &p;
+    }
+    return nullptr;
+  }
+
+  // The batch that would be applied next: one Put continuing the chain.
+  static replpb::Envelope NextBatch(const replpb::TenantPosition& p) {
+    replpb::Envelope e;
+    replpb::Batch* b = e.mutable_batch();
+    b->set_tenant(p.tenant());
+    b->set_epoch(p.epoch());
+    b->set_first_seq(p.applied_seq() + 1);
+    b->set_count(1);
+    b->set_data(OnePutBatch("planted", "by-an-intruder"));
+    b->set_commit_unix_micros(p.applied_commit_unix_micros() + 1);
+    b->set_prev_chain_hash(p.chain_hash());
+    b->set_primary_latest_seq(p.applied_seq() + 1);
+    return e;
+  }
+
+  // A batch the replica already holds: acknowledged again, nothing applied.
+  static replpb::Envelope Resend(const replpb::TenantPosition& p) {
+    replpb::Envelope e = NextBatch(p);
+    e.mutable_batch()->set_first_seq(p.applied_seq());
+    return e;
+  }
+
+  // "" once the peer closed `channel` (after at most an Error message,
+  // whose reason goes to *reason); else what it did instead.
+  static std::string Closed(TlsChannel* channel, std::string* reason) {
+    for (;;) {
+      replpb::Envelope m;
+      Status s = channel->Receive(&m, 5000);
+      if (!s.ok()) {
+        return s.message().find("timeout") != std::string::npos
+                   ? "connection still open after 5 s"
+                   : "";
+      }
+      if (!m.has_error()) return "answered " + m.ShortDebugString();
+      *reason = m.error().reason();
+    }
+  }
+
+  size_t Rejections() {
+    return AuditOf(replica_.get(), "replication.rejected").size();
+  }
+};
+
+TEST_F(HostilePeerTest, BadBatchesCloseTheConnectionAndApplyNothing) {
+  ASSERT_OK(CreateReplica());
+  ASSERT_OK(StartServer());
+  ASSERT_OK(CreatePrimary(PrimaryOptions()));
+  ASSERT_OK(primary_->CreateTenant("t0", TenantOptions()));
+  Fill("t0", 50, "k");
+  ASSERT_EQ("", WaitCaughtUp());
+  primary_.reset();  // the real primary is away; the intruder has its cert
+  const auto contents = ScanTenant(replica_.get(), "t0");
+  ASSERT_EQ(50u, contents.size());
+
+  replpb::TenantPosition start;
+  {
+    std::unique_ptr<TlsChannel> ch;
+    replpb::HelloReply reply;
+    ASSERT_OK(Connect(&ch, &reply));
+    const replpb::TenantPosition* p = PositionOf(reply, "t0");
+    ASSERT_NE(nullptr, p);
+    ASSERT_GT(p->applied_seq(), 0u);
+    EXPECT_EQ(16u, p->chain_hash().size());
+    start = *p;
+  }
+
+  // Each batch differs from the one the replica would apply next in one
+  // way only; `reason` is part of why the replica closes the connection.
+  struct Case {
+    const char* name;
+    std::function<void(replpb::Batch*)> damage;
+    const char* reason;
+  };
+  const std::vector<Case> cases = {
+      {"tenant the replica does not hold",
+       [](replpb::Batch* b) { b->set_tenant("ghost"); }, "does not hold"},
+      {"first_seq skips ahead",
+       [](replpb::Batch* b) { b->set_first_seq(b->first_seq() + 2); },
+       "starts at sequence"},
+      {"garbage data",
+       [](replpb::Batch* b) {
+         b->set_data("this is not a RocksDB write batch, not at all");
+       },
+       "does not parse"},
+      {"wrong prev_chain_hash",
+       [](replpb::Batch* b) { b->set_prev_chain_hash(std::string(16, 'x')); },
+       "chain"},
+      {"count disagrees with the data",
+       [](replpb::Batch* b) { b->set_count(2); }, "operations"},
+      {"writes the replica's position",
+       [](replpb::Batch* b) {
+         FakeFamily system(1);
+         rocksdb::WriteBatch wb;
+         EXPECT_TRUE(wb.Put(&system, "coffer.replica.position", "x").ok());
+         b->set_data(wb.Data());
+       },
+       "column families"},
+      {"writes an unknown column family",
+       [](replpb::Batch* b) {
+         FakeFamily other(7);
+         rocksdb::WriteBatch wb;
+         EXPECT_TRUE(wb.Put(&other, "k", "v").ok());
+         b->set_data(wb.Data());
+       },
+       "column families"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    const size_t rejected_before = Rejections();
+    std::unique_ptr<TlsChannel> ch;
+    replpb::HelloReply reply;
+    ASSERT_OK(Connect(&ch, &reply));
+    const replpb::TenantPosition* p = PositionOf(reply, "t0");
+    ASSERT_NE(nullptr, p);
+    EXPECT_EQ(start.applied_seq(), p->applied_seq());
+    EXPECT_EQ(start.chain_hash(), p->chain_hash());
+    // Control: the session takes this peer's batches (a resend is
+    // acknowledged, nothing applied).
+    ASSERT_OK(ch->Send(Resend(*p)));
+    replpb::Envelope answer;
+    ASSERT_OK(ch->Receive(&answer, 5000));
+    ASSERT_TRUE(answer.has_ack()) << answer.ShortDebugString();
+    EXPECT_EQ(start.applied_seq(), answer.ack().position().applied_seq());
+
+    replpb::Envelope bad = NextBatch(*p);
+    c.damage(bad.mutable_batch());
+    ASSERT_OK(ch->Send(bad));
+    std::string reason;
+    EXPECT_EQ("", Closed(ch.get(), &reason));
+    EXPECT_NE(std::string::npos, reason.find(c.reason)) << reason;
+    EXPECT_TRUE(WaitFor([&] { return Rejections() > rejected_before; }))
+        << "protocol violation not audited";
+  }
+
+  // A frame whose checksum does not match (TlsChannel never sends one, so
+  // this peer writes the bytes itself). It carries the batch the replica
+  // would otherwise apply.
+  {
+    SCOPED_TRACE("frame with a corrupted checksum");
+    const size_t rejected_before = Rejections();
+    std::unique_ptr<TlsContext> context;
+    const TlsFiles f = Tls("c1");
+    ASSERT_OK(TlsContext::Create({f.cert_file, f.key_file, f.ca_file},
+                                 /*server=*/false, &context));
+    RawTlsPeer peer;
+    ASSERT_OK(peer.Connect(*context, port_));
+    ASSERT_OK(peer.Send(Hello()));
+    replpb::Envelope answer;
+    ASSERT_OK(peer.Read(&answer));
+    ASSERT_TRUE(answer.hello_reply().accepted())
+        << answer.hello_reply().reason();
+    const replpb::TenantPosition* p = PositionOf(answer.hello_reply(), "t0");
+    ASSERT_NE(nullptr, p);
+    const replpb::TenantPosition position = *p;
+    ASSERT_OK(peer.Send(Resend(position)));
+    ASSERT_OK(peer.Read(&answer));
+    ASSERT_TRUE(answer.has_ack()) << answer.ShortDebugString();
+    std::string frame;
+    ASSERT_OK(EncodeFrame(NextBatch(position).SerializeAsString(), &frame));
+    frame[8] ^= 0x01;  // bytes [8, 16) hold the payload's checksum
+    ASSERT_OK(peer.Write(frame));
+    std::string reason;
+    Status s;
+    while ((s = peer.Read(&answer)).ok()) {
+      ASSERT_TRUE(answer.has_error()) << answer.ShortDebugString();
+      reason = answer.error().reason();
+    }
+    EXPECT_EQ("closed", s.message());
+    EXPECT_NE(std::string::npos, reason.find("checksum")) << reason;
+    EXPECT_TRUE(WaitFor([&] { return Rejections() > rejected_before; }));
+  }
+
+  // Nothing was applied: the position, the status and the data are as the
+  // real primary left them.
+  {
+    std::unique_ptr<TlsChannel> ch;
+    replpb::HelloReply reply;
+    ASSERT_OK(Connect(&ch, &reply));
+    const replpb::TenantPosition* p = PositionOf(reply, "t0");
+    ASSERT_NE(nullptr, p);
+    EXPECT_EQ(start.applied_seq(), p->applied_seq());
+    EXPECT_EQ(start.chain_hash(), p->chain_hash());
+    EXPECT_EQ(1, reply.positions_size());
+  }
+  ReplicationStatus rst;
+  ASSERT_OK(replica_->GetReplicationStatus(&rst));
+  const TenantReplicationStatus* t0 = FindTenant(rst, "t0");
+  ASSERT_NE(nullptr, t0) << Describe(rst);
+  EXPECT_EQ(start.applied_seq(), t0->applied_seq);
+  EXPECT_EQ((std::vector<std::string>{"t0"}), replica_->ListTenants());
+  EXPECT_EQ("", DiffMaps("t0", contents, ScanTenant(replica_.get(), "t0")));
+
+  // The real primary connects and converges afterwards.
+  ASSERT_OK(ReopenPrimary(PrimaryOptions()));
+  Fill("t0", 30, "after");
+  ASSERT_NO_FATAL_FAILURE(ExpectConverged());
+  std::unique_ptr<Tenant> r;
+  ASSERT_OK(replica_->GetTenant("t0", &r));
+  EXPECT_EQ("NOT_FOUND", test::GetValue(r.get(), "planted"));
+}
+
+// ---- 13. no plaintext on the replica ----------------------------------------
+
+TEST_F(ReplicationTest, ReplicaStoresNoPlaintext) {
+  ASSERT_OK(CreateReplica());
+  ASSERT_OK(StartServer());
+  ASSERT_OK(CreatePrimary(PrimaryOptions()));
+  ASSERT_OK(primary_->CreateTenant("secret", TenantOptions()));
+  std::map<std::string, std::string> kv;
+  std::vector<std::string> needles = {"SECRET-KEY-", "SECRET-VALUE-"};
+  {
+    std::unique_ptr<Tenant> t;
+    ASSERT_OK(primary_->GetTenant("secret", &t));
+    WriteBatch b;
+    for (int i = 0; i < 300; ++i) {
+      const std::string key = "SECRET-KEY-" + test::RandomString(40);
+      const std::string value = "SECRET-VALUE-" + test::RandomString(40);
+      kv[key] = value;
+      needles.push_back(key);
+      needles.push_back(value);
+      b.Put(key, value);
+      if (b.Count() == 20) {
+        ASSERT_OK(t->Write(WriteOptions(), b));
+        b.Clear();
+      }
+    }
+    // Half of it flushed to a table file on the primary, half in its log:
+    // both paths reach the replica.
+    ASSERT_OK(t->Flush());
+    for (int i = 0; i < 100; ++i) {
+      const std::string key = "SECRET-KEY-" + test::RandomString(40);
+      const std::string value = "SECRET-VALUE-" + test::RandomString(40);
+      kv[key] = value;
+      needles.push_back(key);
+      needles.push_back(value);
+      ASSERT_OK(t->Put(WriteOptions(), key, value));
+    }
+  }
+  ASSERT_NO_FATAL_FAILURE(ExpectConverged());
+  EXPECT_EQ("", DiffMaps("secret", kv, ScanTenant(replica_.get(), "secret")));
+  // On disk as well as in memory: flush the replica's copy too.
+  {
+    std::unique_ptr<Tenant> r;
+    ASSERT_OK(replica_->GetTenant("secret", &r));
+    ASSERT_OK(r->Flush());
+  }
+  replica_.reset();  // everything closed and on disk
+
+  const test::FileTree tree = test::ReadTree(replica_dir_);
+  size_t bytes = 0;
+  bool saw_table = false, saw_log = false;
+  for (const auto& [path, content] : tree) {
+    bytes += content.size();
+    saw_table |= path.size() > 4 && path.substr(path.size() - 4) == ".sst";
+    saw_log |= path.size() > 4 && path.substr(path.size() - 4) == ".log";
+    for (const std::string& needle : needles) {
+      EXPECT_EQ(std::string::npos, content.find(needle))
+          << path << " holds \"" << needle.substr(0, 24) << "...\"";
+    }
+  }
+  EXPECT_TRUE(saw_table);
+  EXPECT_TRUE(saw_log);
+  EXPECT_GT(bytes, 300u * 80) << "the replica holds less than its data";
+}
+
+}  // namespace
+}  // namespace coffer

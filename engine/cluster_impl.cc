@@ -190,6 +190,7 @@ Status ClusterImpl::Init(const std::string& dir, const ClusterOptions* create,
   }
 
   replica_ = catalog_->cluster().role() == "replica";
+  fenced_ = catalog_->cluster().fenced();
   OpenOptions effective = open_options;
   const bool shipping = !open_options.replication.replica_address.empty();
   if (shipping && replica_) {
@@ -250,6 +251,10 @@ Status ClusterImpl::OpenTenantDb(TenantSlot& slot,
   s = TenantDb::Open(slot.id, catalog_->TenantDbDir(slot.id), keyring,
                      rocksdb_ctr_, *shared_, &opened);
   if (!s.ok()) return s;
+  if (!replica_.load()) {
+    s = RecordForkPoint(slot.id, *opened);
+    if (!s.ok()) return s;
+  }
   const uint64_t latest = opened->db()->GetLatestSequenceNumber();
   uint64_t prev = slot.latest_seq.load();
   while (prev < latest && !slot.latest_seq.compare_exchange_weak(prev, latest)) {

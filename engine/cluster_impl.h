@@ -62,6 +62,7 @@ class ClusterImpl final : public Cluster {
   Status RestoreTenantKey(std::string_view id) override;
   Status GetKeyStatus(std::string_view id, TenantKeyStatus* status) override;
   Status GetReplicationStatus(ReplicationStatus* status) override;
+  Status Promote(PromotionReport* report) override;
 
   // For tenant handles: the open database of `slot`. KeyRevoked while the
   // tenant is revoked or its master key is unavailable.
@@ -115,9 +116,31 @@ class ClusterImpl final : public Cluster {
                      const Status& outcome, const std::string& detail) {
     return Audit(action, target, outcome, detail);
   }
-  // Where the status of a running replica server comes from; null to detach.
+  // Where the status of a running replica server comes from, and who
+  // promotes while it runs; null to detach.
   void SetReplicationStatusSource(
       std::function<void(ReplicationStatus*)> source);
+  void SetPromoteHandler(std::function<Status(PromotionReport*)> handler);
+
+  // --- Failover (engine/failover.cc) ---
+
+  // Makes this replica a primary at the next epoch with the given receipts
+  // (exact positions, in the old primary's numbering). Writes DIR/PROMOTION,
+  // then the catalog; audited.
+  Status FinishPromotion(std::vector<TenantLossReceipt> receipts,
+                         const std::string& via, PromotionReport* report);
+  // Learned that `by` is a primary at `epoch`, above this cluster's: stops
+  // taking writes at once and for good (persisted) until it rejoins.
+  Status Fence(uint64_t epoch, const std::string& by, const std::string& how);
+  bool fenced() const { return fenced_.load(); }
+  // Role, epoch, fencing and promotion fields of a status.
+  void FillFailoverStatus(ReplicationStatus* status) const;
+  // A replica follows its primary's (higher) epoch.
+  Status AdoptEpoch(uint64_t epoch);
+  // At the first open of a tenant after its cluster was promoted: records
+  // where the old primary's history ends and this cluster's begins (for a
+  // rejoin of the old primary).
+  Status RecordForkPoint(const std::string& id, const TenantDb& db);
 
  private:
   ClusterImpl() = default;
@@ -178,6 +201,8 @@ class ClusterImpl final : public Cluster {
   std::atomic<uint64_t> cluster_quota_{0};
 
   std::atomic<bool> replica_{false};
+  std::atomic<bool> fenced_{false};
+  std::function<Status(PromotionReport*)> promote_handler_;  // status_source_mu_
   uint64_t wal_retention_seconds_ = 0;
   std::mutex status_source_mu_;
   std::function<void(ReplicationStatus*)> status_source_;  // guarded
@@ -196,6 +221,15 @@ Status FinishSeedInstall(const std::string& tenant_dir);
 
 // Default write-ahead log retention of a primary that ships to a replica.
 inline constexpr uint64_t kDefaultShippingRetentionSeconds = 3600;
+
+namespace replpb {
+class PromotionRecord;
+}
+// Conversions of a promotion's receipt (engine/failover.cc).
+void PromotionToRecord(const PromotionReport& report,
+                       replpb::PromotionRecord* record);
+void PromotionFromRecord(const replpb::PromotionRecord& record,
+                         PromotionReport* report);
 
 // "tenant:<id>", the audit target of a tenant.
 std::string TenantTarget(std::string_view id);

@@ -61,6 +61,16 @@ Status FinishSeedInstall(const std::string& tenant_dir) {
 }
 
 Status ClusterImpl::CheckWritable() const {
+  if (fenced_.load()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    const catalogpb::ClusterBody& b = catalog_->cluster();
+    return Status::Fenced(
+        "cluster '" + catalog_->cluster_id() + "' is fenced: '" +
+        b.fenced_by_cluster() + "' is the primary at epoch " +
+        std::to_string(b.fenced_by_epoch()) + " (this cluster is at " +
+        std::to_string(b.epoch()) + "); it takes no writes until it rejoins "
+        "as a replica");
+  }
   if (!replica_.load()) return Status::OK();
   const std::string primary = primary_cluster_id();
   return Status::ReadOnly("cluster '" + catalog_->cluster_id() +
@@ -305,6 +315,20 @@ void ClusterImpl::SetReplicationStatusSource(
   status_source_ = std::move(source);
 }
 
+void ClusterImpl::FillFailoverStatus(ReplicationStatus* status) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  const catalogpb::ClusterBody& b = catalog_->cluster();
+  status->role = b.role();
+  status->cluster_id = catalog_->cluster_id();
+  status->epoch = b.epoch();
+  if (b.fenced()) {
+    status->fenced_by = b.fenced_by_cluster();
+    status->fenced_by_epoch = b.fenced_by_epoch();
+  }
+  status->promoted_from = b.promoted_from();
+  status->promoted_unix_micros = b.promoted_unix_micros();
+}
+
 Status ClusterImpl::GetReplicationStatus(ReplicationStatus* status) {
   *status = ReplicationStatus();
   if (shipper_ != nullptr) {
@@ -318,10 +342,8 @@ Status ClusterImpl::GetReplicationStatus(ReplicationStatus* status) {
       return Status::OK();
     }
   }
-  status->role = replica_.load() ? "replica" : "primary";
-  status->cluster_id = catalog_->cluster_id();
-  status->epoch = epoch();
-  status->connection = "off";
+  FillFailoverStatus(status);
+  status->connection = fenced_.load() ? "fenced" : "off";
   status->peer_cluster_id = primary_cluster_id();
   status->wal_retention_seconds = wal_retention_seconds_;
   status->as_of_unix_micros = NowMicros();

@@ -28,6 +28,8 @@ Status InspectBatch(const std::string& data, BatchSummary* summary);
 
 // The replica's position record in the system column family.
 inline constexpr char kReplicaPositionKey[] = "coffer.replica.position";
+// A promoted cluster's fork point (replpb::ForkPoint), per tenant.
+inline constexpr char kForkPointKey[] = "coffer.fork";
 
 }  // namespace coffer
 

@@ -34,6 +34,7 @@
 #include "engine/clock.h"
 #include "engine/cluster_impl.h"
 #include "engine/record_file.h"
+#include "replication/admin_channel.h"
 #include "replication/batch_inspect.h"
 #include "replication/chain.h"
 #include "replication/status_file.h"
@@ -120,6 +121,13 @@ class ReplicaServerImpl final : public ReplicaServer {
   }
   void Refuse(TlsChannel* channel, const std::string& peer,
               const std::string& reason);
+  void StopSession();
+  // This cluster's Hello (in replies, also refusals: a stale primary learns
+  // the epoch from it).
+  void FillHello(replpb::Hello* hello);
+  Status PromoteNow(PromotionReport* report);
+  void HandleAdmin(const replpb::AdminRequest& request,
+                   replpb::AdminResponse* response);
   void AcceptLoop();
   void Serve(std::unique_ptr<TlsChannel> channel, std::string primary);
   Status Session(TlsChannel* channel, const std::string& primary);
@@ -153,7 +161,10 @@ class ReplicaServerImpl final : public ReplicaServer {
   std::thread session_thread_;
   std::atomic<bool> session_stop_{false};
   std::unique_ptr<StatusFileWriter> status_writer_;
+  std::unique_ptr<AdminListener> admin_;
   bool stopped_ = false;
+  std::atomic<bool> promoting_{false};
+  std::mutex session_mu_;  // starting and joining session_thread_
 
   std::mutex mu_;
   std::map<std::string, Position> positions_;  // guarded by mu_
@@ -169,11 +180,6 @@ class ReplicaServerImpl final : public ReplicaServer {
 };
 
 Status ReplicaServerImpl::Init() {
-  if (!cluster_->is_replica()) {
-    return Status::InvalidArgument(
-        "cluster '" + cluster_->cluster_id() +
-        "' is a primary; create the replica with 'coffer init --replica'");
-  }
   TlsConfig config{options_.tls.cert_file, options_.tls.key_file,
                    options_.tls.ca_file};
   Status s = TlsContext::Create(config, /*server=*/true, &tls_);
@@ -185,6 +191,22 @@ Status ReplicaServerImpl::Init() {
   listening_on_ = host + ":" + std::to_string(listener_->port());
   cluster_->SetReplicationStatusSource(
       [this](ReplicationStatus* st) { FillStatus(st); });
+  if (cluster_->is_replica()) {
+    cluster_->SetPromoteHandler(
+        [this](PromotionReport* report) { return PromoteNow(report); });
+    s = AdminListener::Start(
+        cluster_->dir(),
+        [this](const replpb::AdminRequest& request,
+               replpb::AdminResponse* response) {
+          HandleAdmin(request, response);
+        },
+        &admin_);
+    if (!s.ok()) {
+      cluster_->SetPromoteHandler(nullptr);
+      cluster_->SetReplicationStatusSource(nullptr);
+      return s;
+    }
+  }
   status_writer_ = std::make_unique<StatusFileWriter>(
       cluster_->dir(), [this](ReplicationStatus* st) { FillStatus(st); });
   accept_thread_ = std::thread([this] { AcceptLoop(); });
@@ -195,9 +217,10 @@ void ReplicaServerImpl::Stop() {
   if (stopped_) return;
   stopped_ = true;
   stop_ = true;
-  session_stop_ = true;
+  admin_.reset();
   if (accept_thread_.joinable()) accept_thread_.join();
-  if (session_thread_.joinable()) session_thread_.join();
+  StopSession();
+  cluster_->SetPromoteHandler(nullptr);
   cluster_->SetReplicationStatusSource(nullptr);
   status_writer_.reset();
 }
@@ -213,6 +236,7 @@ void ReplicaServerImpl::Refuse(TlsChannel* channel, const std::string& peer,
     replpb::Envelope reply;
     reply.mutable_hello_reply()->set_accepted(false);
     reply.mutable_hello_reply()->set_reason(reason);
+    FillHello(reply.mutable_hello_reply()->mutable_replica());
     channel->Send(reply).PermitUncheckedError();
   }
   std::lock_guard<std::mutex> lock(mu_);
@@ -227,6 +251,14 @@ std::string ReplicaServerImpl::CheckHello(const replpb::Hello& h,
            std::to_string(kProtocolVersion) + ")";
   }
   if (h.role() != "primary") return "peer is a " + h.role() + ", not a primary";
+  if (!cluster_->is_replica()) {
+    // A promoted cluster: whoever still thinks it is the primary is stale.
+    return "cluster '" + cluster_->cluster_id() + "' is the primary at epoch " +
+           std::to_string(cluster_->epoch()) + "; '" + h.cluster_id() +
+           "' (epoch " + std::to_string(h.epoch()) +
+           ") is a stale primary and must stop taking writes";
+  }
+  if (promoting_.load()) return "this replica is being promoted";
   if (h.cluster_id() != cert_name) {
     return "certificate names '" + cert_name + "' but the peer says it is '" +
            h.cluster_id() + "' (wrong cluster identity)";
@@ -285,10 +317,24 @@ void ReplicaServerImpl::AcceptLoop() {
       continue;
     }
     // A newer connection from the primary replaces the old one.
+    std::lock_guard<std::mutex> session_lock(session_mu_);
+    if (promoting_.load()) {
+      Refuse(channel.get(), channel->peer_name(),
+             "this replica is being promoted");
+      continue;
+    }
     session_stop_ = true;
     if (session_thread_.joinable()) session_thread_.join();
     session_stop_ = false;
     const std::string primary = hello.hello().cluster_id();
+    if (hello.hello().epoch() > cluster_->epoch()) {
+      // The primary moved on (a switchover or a rejoin): follow its epoch.
+      Status e = cluster_->AdoptEpoch(hello.hello().epoch());
+      if (!e.ok()) {
+        Refuse(channel.get(), primary, "cannot record epoch: " + e.ToString());
+        continue;
+      }
+    }
     if (cluster_->primary_cluster_id().empty()) {
       Status p = cluster_->SetPrimaryClusterId(primary);
       cluster_
@@ -307,6 +353,82 @@ void ReplicaServerImpl::AcceptLoop() {
         },
         std::move(channel));
   }
+}
+
+void ReplicaServerImpl::StopSession() {
+  std::lock_guard<std::mutex> lock(session_mu_);
+  session_stop_ = true;
+  if (session_thread_.joinable()) session_thread_.join();
+}
+
+void ReplicaServerImpl::FillHello(replpb::Hello* me) {
+  me->set_protocol_version(kProtocolVersion);
+  me->set_cluster_id(cluster_->cluster_id());
+  me->set_region(cluster_->region());
+  me->set_geography(cluster_->geography());
+  me->set_epoch(cluster_->epoch());
+  me->set_role(cluster_->is_replica() ? "replica" : "primary");
+}
+
+Status ReplicaServerImpl::PromoteNow(PromotionReport* report) {
+  if (promoting_.exchange(true)) {
+    return Status::Busy("a promotion is already under way");
+  }
+  // Stop applying; everything applied is synced when the session ends.
+  StopSession();
+  std::vector<TenantLossReceipt> receipts;
+  for (const auto& slot : cluster_->LiveSlots()) {
+    TenantLossReceipt r;
+    r.tenant = slot->id;
+    if (!slot->revoked.load()) {
+      Status s = LoadPosition(slot);
+      if (!s.ok()) {
+        promoting_ = false;
+        return s;
+      }
+      std::lock_guard<std::mutex> lock(mu_);
+      const Position& p = positions_[slot->id];
+      r.promoted_at_seq = p.applied_seq;
+      r.promoted_at_commit_unix_micros = p.applied_commit;
+      r.primary_seq_heard = p.primary_seq;
+      r.primary_commit_heard_unix_micros = p.primary_commit;
+    }
+    receipts.push_back(std::move(r));
+  }
+  Status s = cluster_->FinishPromotion(std::move(receipts), "daemon", report);
+  if (!s.ok()) {
+    promoting_ = false;
+    return s;
+  }
+  Log("promoted: epoch " + std::to_string(report->old_epoch) + " -> " +
+      std::to_string(report->new_epoch) + "; " +
+      std::to_string(report->writes_beyond) +
+      " writes known beyond the promotion point");
+  // Now a primary: hellos get refused with the new epoch (stale primaries
+  // fence themselves).
+  promoting_ = false;
+  if (options_.on_promoted) options_.on_promoted();
+  return Status::OK();
+}
+
+void ReplicaServerImpl::HandleAdmin(const replpb::AdminRequest& request,
+                                    replpb::AdminResponse* response) {
+  if (request.command() != "promote") {
+    response->set_ok(false);
+    response->set_error("InvalidArgument: unknown admin command '" +
+                        request.command().substr(0, 40) + "'");
+    return;
+  }
+  Log("promotion requested by " + request.actor().substr(0, 80) +
+      " over the admin channel");
+  PromotionReport report;
+  Status s = cluster_->Promote(&report);
+  response->set_ok(s.ok());
+  if (!s.ok()) {
+    response->set_error(s.ToString());
+    return;
+  }
+  PromotionToRecord(report, response->mutable_promotion());
 }
 
 void ReplicaServerImpl::Serve(std::unique_ptr<TlsChannel> channel,
@@ -351,13 +473,7 @@ Status ReplicaServerImpl::Session(TlsChannel* channel,
   Status s = Positions(r);
   if (!s.ok()) return s;
   r->set_accepted(true);
-  replpb::Hello* me = r->mutable_replica();
-  me->set_protocol_version(kProtocolVersion);
-  me->set_cluster_id(cluster_->cluster_id());
-  me->set_region(cluster_->region());
-  me->set_geography(cluster_->geography());
-  me->set_epoch(cluster_->epoch());
-  me->set_role("replica");
+  FillHello(r->mutable_replica());
   s = channel->Send(reply);
   if (!s.ok()) return s;
   cluster_
@@ -444,6 +560,9 @@ replpb::TenantPosition ReplicaServerImpl::ToProto(const std::string& tenant,
   out.set_epoch(p.epoch);
   out.set_applied_commit_unix_micros(p.applied_commit);
   out.set_tenant_created_unix_micros(p.created);
+  out.set_primary_latest_seq(std::max(p.primary_seq, p.applied_seq));
+  out.set_primary_latest_commit_unix_micros(
+      std::max(p.primary_commit, p.applied_commit));
   return out;
 }
 
@@ -458,6 +577,8 @@ Status ReplicaServerImpl::LoadPosition(
   Status s = cluster_->Pin(slot, &db);
   if (!s.ok()) return s;
   std::string value;
+  uint64_t stored_heard_seq = 0;
+  uint64_t stored_heard_commit = 0;
   rocksdb::Status rs = db->db()->Get(rocksdb::ReadOptions(), db->system(),
                                      kReplicaPositionKey, &value);
   if (rs.ok()) {
@@ -470,11 +591,13 @@ Status ReplicaServerImpl::LoadPosition(
     p.chain = stored.chain_hash();
     p.epoch = stored.epoch();
     p.applied_commit = stored.applied_commit_unix_micros();
+    stored_heard_seq = stored.primary_latest_seq();
+    stored_heard_commit = stored.primary_latest_commit_unix_micros();
   } else if (!rs.IsNotFound()) {
     return FromRocks(rs, "replica position of tenant '" + slot->id + "'");
   }
-  p.primary_seq = p.applied_seq;
-  p.primary_commit = p.applied_commit;
+  p.primary_seq = std::max(p.applied_seq, stored_heard_seq);
+  p.primary_commit = std::max(p.applied_commit, stored_heard_commit);
   p.created = ClusterImpl::BodyOf(*slot).created_unix_micros();
   std::lock_guard<std::mutex> lock(mu_);
   positions_.emplace(slot->id, std::move(p));
@@ -824,9 +947,7 @@ void ReplicaServerImpl::AbandonSeed() {
 void ReplicaServerImpl::FillStatus(ReplicationStatus* status) {
   const std::vector<std::shared_ptr<TenantSlot>> slots = cluster_->LiveSlots();
   *status = ReplicationStatus();
-  status->role = "replica";
-  status->cluster_id = cluster_->cluster_id();
-  status->epoch = cluster_->epoch();
+  cluster_->FillFailoverStatus(status);
   status->as_of_unix_micros = NowMicros();
   status->peer_address = listening_on_;
   std::lock_guard<std::mutex> lock(mu_);

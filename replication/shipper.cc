@@ -87,7 +87,7 @@ void Shipper::SetConnection(const std::string& state,
     if (!error.empty()) last_error_ = error;
   }
   // Each distinct failure is recorded once, not once per retry.
-  if (!error.empty() && error != previous_error) {
+  if (!error.empty() && error != previous_error && state != "fenced") {
     cluster_
         ->RecordAudit(state == "refused" ? "replication.refused"
                                          : "replication.disconnected",
@@ -100,9 +100,20 @@ void Shipper::SetConnection(const std::string& state,
 void Shipper::Run() {
   int delay = std::max<uint32_t>(options_.reconnect_delay_ms, 10);
   while (!stopping()) {
+    if (cluster_->fenced()) {
+      // A fenced primary ships nothing: its replica has moved on.
+      SetConnection("fenced", "");
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [this] { return stopping(); });
+      break;
+    }
     const auto started = std::chrono::steady_clock::now();
     Status s = Session();
     if (stopping()) break;
+    if (s.IsFenced()) {
+      SetConnection("fenced", s.ToString());
+      continue;
+    }
     if (!s.ok()) {
       SetConnection(s.IsPermissionDenied() ? "refused" : "connecting",
                     s.ToString());
@@ -140,6 +151,20 @@ Status Shipper::Handshake(TlsChannel* channel, replpb::HelloReply* reply) {
         "replica answered the hello with another message");
   }
   *reply = answer.hello_reply();
+  if (reply->has_replica() && reply->replica().epoch() > cluster_->epoch()) {
+    // Someone was promoted past this primary: stop taking writes at once.
+    const replpb::Hello& peer = reply->replica();
+    const std::string how = "learned from '" + peer.cluster_id() + "' (" +
+                            peer.role() + ") in the replication handshake" +
+                            (reply->reason().empty() ? std::string()
+                                                     : ": " + reply->reason());
+    cluster_->Fence(peer.epoch(), peer.cluster_id(), how)
+        .PermitUncheckedError();
+    return Status::Fenced("'" + peer.cluster_id() + "' is at epoch " +
+                          std::to_string(peer.epoch()) + ", above this " +
+                          "primary's " + std::to_string(cluster_->epoch()) +
+                          "; this cluster is fenced");
+  }
   if (!reply->accepted()) {
     return Status::PermissionDenied(
         "replica " + channel->peer_name() +
@@ -601,9 +626,8 @@ void Shipper::FillStatus(ReplicationStatus* status) {
   const std::vector<std::shared_ptr<TenantSlot>> slots = cluster_->LiveSlots();
   const uint64_t now = NowMicros();
   *status = ReplicationStatus();
+  cluster_->FillFailoverStatus(status);
   status->role = "primary";
-  status->cluster_id = cluster_->cluster_id();
-  status->epoch = cluster_->epoch();
   status->peer_address = options_.replica_address;
   status->wal_retention_seconds = cluster_->wal_retention_seconds();
   status->as_of_unix_micros = now;

@@ -30,6 +30,10 @@ Status WriteReplicationStatusFile(const std::string& data_dir,
   r.set_connects(status.connects);
   r.set_as_of_unix_micros(status.as_of_unix_micros);
   r.set_pid(static_cast<int32_t>(::getpid()));
+  r.set_fenced_by(status.fenced_by);
+  r.set_fenced_by_epoch(status.fenced_by_epoch);
+  r.set_promoted_from(status.promoted_from);
+  r.set_promoted_unix_micros(status.promoted_unix_micros);
   for (const TenantReplicationStatus& t : status.tenants) {
     replpb::TenantStatusRecord* o = r.add_tenants();
     o->set_tenant(t.tenant);
@@ -74,6 +78,10 @@ Status ReadReplicationStatusFile(const std::string& data_dir,
   status->reseeds = r.reseeds();
   status->connects = r.connects();
   status->as_of_unix_micros = r.as_of_unix_micros();
+  status->fenced_by = r.fenced_by();
+  status->fenced_by_epoch = r.fenced_by_epoch();
+  status->promoted_from = r.promoted_from();
+  status->promoted_unix_micros = r.promoted_unix_micros();
   for (const replpb::TenantStatusRecord& o : r.tenants()) {
     TenantReplicationStatus t;
     t.tenant = o.tenant();

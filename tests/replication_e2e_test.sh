@@ -12,6 +12,7 @@
 # directory, is waited for by PID, and is killed by PID on exit.
 #
 # Usage: bash tests/replication_e2e_test.sh COFFER_BINARY [SOURCE_DIR] [BUILD_DIR]
+# With KEEP_TMP=1 the temporary directory is kept for inspection.
 set -euo pipefail
 
 coffer=${1:?usage: replication_e2e_test.sh COFFER_BINARY [SOURCE_DIR] [BUILD_DIR]}
@@ -24,7 +25,7 @@ cleanup() {
   local pid
   for pid in $bg_pids; do kill -9 "$pid" 2>/dev/null || true; done
   for pid in $bg_pids; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$tmp"
+  if [[ -n ${KEEP_TMP:-} ]]; then echo "kept $tmp" >&2; else rm -rf "$tmp"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

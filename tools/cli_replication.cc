@@ -79,6 +79,9 @@ void RegisterServe(CLI::App* replica, Runner* run) {
     std::unique_ptr<Cluster> cluster;
     Status s = OpenCluster(args->cluster, &cluster);
     args->options.log = LogLine;
+    // After a promotion through the admin channel the daemon exits, so the
+    // application can open the new primary.
+    args->options.on_promoted = [] { ::kill(::getpid(), SIGTERM); };
     std::unique_ptr<ReplicaServer> server;
     if (s.ok()) s = ReplicaServer::Start(cluster.get(), args->options, &server);
     if (!s.ok()) return Fail("replica serve", s);
@@ -88,15 +91,28 @@ void RegisterServe(CLI::App* replica, Runner* run) {
       std::ofstream(tmp) << server->port() << "\n";
       std::rename(tmp.c_str(), args->port_file.c_str());
     }
-    LogLine("serving replica '" + info.cluster_id + "' (geography " +
-            info.geography + ") on port " + std::to_string(server->port()) +
-            "; primary: " +
-            (info.primary_cluster_id.empty() ? std::string("not yet paired")
-                                             : info.primary_cluster_id));
+    if (info.role == "replica") {
+      LogLine("serving replica '" + info.cluster_id + "' (geography " +
+              info.geography + ", epoch " + std::to_string(info.epoch) +
+              ") on port " + std::to_string(server->port()) + "; primary: " +
+              (info.primary_cluster_id.empty() ? std::string("not yet paired")
+                                               : info.primary_cluster_id));
+    } else {
+      LogLine("cluster '" + info.cluster_id + "' is a primary (epoch " +
+              std::to_string(info.epoch) + "): serving on port " +
+              std::to_string(server->port()) +
+              " only to fence stale primaries that connect");
+    }
     int sig = 0;
     sigwait(&stop, &sig);
-    LogLine(std::string("stopping on ") +
-            (sig == SIGINT ? "SIGINT" : "SIGTERM"));
+    if (cluster->Describe().role != info.role) {
+      LogLine("promoted to primary at epoch " +
+              std::to_string(cluster->Describe().epoch) +
+              "; exiting so the application can open it");
+    } else {
+      LogLine(std::string("stopping on ") +
+              (sig == SIGINT ? "SIGINT" : "SIGTERM"));
+    }
     server->Stop();
     server.reset();
     cluster.reset();
@@ -155,6 +171,10 @@ void PrintStatus(const ReplicationStatus& st, bool json) {
             .AddNumber("reseeds", st.reseeds)
             .AddNumber("connects", st.connects)
             .AddNumber("as_of_unix_micros", st.as_of_unix_micros)
+            .AddString("fenced_by", st.fenced_by)
+            .AddNumber("fenced_by_epoch", st.fenced_by_epoch)
+            .AddString("promoted_from", st.promoted_from)
+            .AddNumber("promoted_unix_micros", st.promoted_unix_micros)
             .AddRaw("status_age_seconds", Seconds(age))
             .AddBool("caught_up", CaughtUp(st))
             .AddRaw("tenants", tenants)
@@ -164,7 +184,17 @@ void PrintStatus(const ReplicationStatus& st, bool json) {
   }
   PrintField("cluster", st.cluster_id + " (" + st.role + ", epoch " +
                             std::to_string(st.epoch) + ")");
-  std::string peer = st.role == "primary" ? "replica " : "primary ";
+  if (!st.fenced_by.empty()) {
+    PrintField("FENCED", "'" + st.fenced_by + "' is the primary at epoch " +
+                             std::to_string(st.fenced_by_epoch) +
+                             "; this cluster takes no writes");
+  }
+  if (!st.promoted_from.empty() || st.promoted_unix_micros != 0) {
+    PrintField("promoted", "from '" + st.promoted_from + "' at " +
+                               FormatUnixMicrosExact(st.promoted_unix_micros) +
+                               " (receipt: coffer replication receipt)");
+  }
+  std::string peer = "peer ";
   peer += st.peer_cluster_id.empty() ? "(not yet known)" : st.peer_cluster_id;
   if (!st.peer_address.empty()) {
     peer += st.role == "primary" ? " at " : ", listening on ";
@@ -173,9 +203,8 @@ void PrintStatus(const ReplicationStatus& st, bool json) {
   PrintField("connection", st.connection + " — " + peer);
   PrintField("as of", FormatUnixMicrosExact(st.as_of_unix_micros) + " (" +
                           Seconds(age) + " s ago)");
-  if (st.role == "primary") {
-    PrintField("wal retention",
-               std::to_string(st.wal_retention_seconds) + " s");
+    if (st.wal_retention_seconds != 0) {
+    PrintField("wal retention", std::to_string(st.wal_retention_seconds) + " s");
   }
   PrintField(st.role == "primary" ? "shipped" : "applied",
              std::to_string(st.batches) + " batches, " + FormatBytes(st.bytes) +
@@ -295,6 +324,10 @@ void RegisterMetrics(CLI::App* app, Runner* run) {
            st.connection == "connected" ? "1" : "0");
     family("coffer_replication_epoch", "gauge", "Epoch of this cluster.");
     sample("coffer_replication_epoch", base, std::to_string(st.epoch));
+    family("coffer_replication_fenced", "gauge",
+           "1 when a higher epoch exists and this cluster takes no writes.");
+    sample("coffer_replication_fenced", base,
+           st.fenced_by.empty() ? "0" : "1");
     family("coffer_replication_status_age_seconds", "gauge",
            "Age of the status these figures come from.");
     sample("coffer_replication_status_age_seconds", base, Seconds(age));
@@ -361,6 +394,146 @@ void RegisterMetrics(CLI::App* app, Runner* run) {
   });
 }
 
+void PrintReceipt(const PromotionReport& r, bool json) {
+  if (json) {
+    std::string tenants = "[";
+    for (size_t i = 0; i < r.tenants.size(); ++i) {
+      const TenantLossReceipt& t = r.tenants[i];
+      tenants +=
+          (i ? "," : "") +
+          JsonObject()
+              .AddString("tenant", t.tenant)
+              .AddNumber("promoted_at_seq", t.promoted_at_seq)
+              .AddNumber("promoted_at_commit_unix_micros",
+                         t.promoted_at_commit_unix_micros)
+              .AddNumber("primary_seq_heard", t.primary_seq_heard)
+              .AddNumber("primary_commit_heard_unix_micros",
+                         t.primary_commit_heard_unix_micros)
+              .AddNumber("writes_beyond", t.writes_beyond)
+              .AddRaw("seconds_beyond", Seconds(t.seconds_beyond))
+              .str();
+    }
+    tenants += "]";
+    std::printf("%s\n", JsonObject()
+                            .AddString("cluster_id", r.cluster_id)
+                            .AddString("former_primary", r.former_primary)
+                            .AddNumber("old_epoch", r.old_epoch)
+                            .AddNumber("new_epoch", r.new_epoch)
+                            .AddNumber("unix_micros", r.unix_micros)
+                            .AddNumber("micros", r.micros)
+                            .AddString("via", r.via)
+                            .AddNumber("writes_beyond", r.writes_beyond)
+                            .AddRaw("tenants", tenants)
+                            .str()
+                            .c_str());
+    return;
+  }
+  std::printf(
+      "promoted cluster %s to primary: epoch %llu -> %llu, former primary "
+      "'%s', at %s (%s, %.1f ms)\n",
+      r.cluster_id.c_str(), static_cast<unsigned long long>(r.old_epoch),
+      static_cast<unsigned long long>(r.new_epoch), r.former_primary.c_str(),
+      FormatUnixMicrosExact(r.unix_micros).c_str(), r.via.c_str(),
+      r.micros / 1000.0);
+  std::printf("\nloss receipt: the promotion point of each tenant, and what "
+              "the old primary had beyond it as far as this replica heard\n");
+  std::printf("%-24s %12s  %-27s %12s %13s %14s\n", "TENANT", "PROMOTED-AT",
+              "COMMIT-TIME", "HEARD-SEQ", "WRITES-BEYOND", "SECONDS-BEYOND");
+  for (const TenantLossReceipt& t : r.tenants) {
+    std::printf("%-24s %12llu  %-27s %12llu %13llu %14s\n", t.tenant.c_str(),
+                static_cast<unsigned long long>(t.promoted_at_seq),
+                t.promoted_at_commit_unix_micros == 0
+                    ? "-"
+                    : FormatUnixMicrosExact(t.promoted_at_commit_unix_micros)
+                          .c_str(),
+                static_cast<unsigned long long>(t.primary_seq_heard),
+                static_cast<unsigned long long>(t.writes_beyond),
+                Seconds(t.seconds_beyond).c_str());
+  }
+  std::printf("\ntotal: %llu writes known beyond the promotion point "
+              "(writes the old primary took after its last batch reached "
+              "this replica are not known here)\n",
+              static_cast<unsigned long long>(r.writes_beyond));
+}
+
+void RegisterPromote(CLI::App* app, Runner* run) {
+  struct Args {
+    ClusterArgs cluster;
+    bool json = false;
+  };
+  auto args = std::make_shared<Args>();
+  CLI::App* cmd = app->add_subcommand(
+      "promote",
+      "Forced promotion of a replica (its primary is unreachable): raises "
+      "the epoch and makes it a primary that takes writes. If its daemon "
+      "runs, the daemon is told over the local admin channel "
+      "(DIR/admin.sock), stops applying, promotes and exits so the "
+      "application can open the new primary; otherwise the directory is "
+      "promoted directly (the master key is then needed). Prints the loss "
+      "receipt: per tenant the promotion point (last applied sequence and "
+      "its commit time) and how many writes, and how many seconds of writes, "
+      "the old primary had beyond it as far as this replica heard. A stale "
+      "primary that later reaches a server of this cluster is fenced.");
+  cmd->add_option("--data", args->cluster.data, "Data directory")
+      ->envname("COFFER_DATA")
+      ->required();
+  cmd->add_option("--key-file", args->cluster.key_file,
+                  "Master key file (only when no daemon runs)")
+      ->envname("COFFER_KEY_FILE");
+  cmd->add_option("--key-dir", args->cluster.key_dir,
+                  "Directory of master keys instead of --key-file")
+      ->envname("COFFER_KEY_DIR");
+  cmd->add_option("--default-key-id", args->cluster.default_key_id,
+                  "With --key-dir: id of the cluster's master key")
+      ->default_str("master");
+  cmd->add_flag("--json", args->json, "Print the receipt as one JSON object");
+  OnRun(cmd, run, [args] {
+    PromotionReport report;
+    Status s = PromoteReplica(args->cluster.data, ToolOpenOptions().principal,
+                              &report);
+    if (s.IsNotFound()) {
+      if (args->cluster.key_file.empty() && args->cluster.key_dir.empty()) {
+        return FailWith("promote",
+                        "no replica daemon runs in " + args->cluster.data +
+                            "; give --key-file (or --key-dir) to promote the "
+                            "directory itself");
+      }
+      if (args->cluster.default_key_id.empty()) {
+        args->cluster.default_key_id = "master";
+      }
+      std::unique_ptr<Cluster> cluster;
+      s = OpenCluster(args->cluster, &cluster);
+      if (s.ok()) s = cluster->Promote(&report);
+    }
+    if (!s.ok()) return Fail("promote", s);
+    PrintReceipt(report, args->json);
+    return kExitOk;
+  });
+}
+
+void RegisterReceipt(CLI::App* replication, Runner* run) {
+  struct Args {
+    std::string data;
+    bool json = false;
+  };
+  auto args = std::make_shared<Args>();
+  CLI::App* cmd = replication->add_subcommand(
+      "receipt",
+      "Prints the loss receipt of the last promotion of the cluster "
+      "(DIR/PROMOTION; no key needed).");
+  cmd->add_option("--data", args->data, "Data directory")
+      ->envname("COFFER_DATA")
+      ->required();
+  cmd->add_flag("--json", args->json, "Print one JSON object");
+  OnRun(cmd, run, [args] {
+    PromotionReport report;
+    Status s = ReadPromotionReport(args->data, &report);
+    if (!s.ok()) return Fail("replication receipt", s);
+    PrintReceipt(report, args->json);
+    return kExitOk;
+  });
+}
+
 }  // namespace
 
 void RegisterReplicationCommands(CLI::App* app, Runner* run) {
@@ -372,7 +545,9 @@ void RegisterReplicationCommands(CLI::App* app, Runner* run) {
       "replication", "Shows replication status: replication status.");
   replication->require_subcommand(1);
   RegisterStatus(replication, run);
+  RegisterReceipt(replication, run);
   RegisterMetrics(app, run);
+  RegisterPromote(app, run);
 }
 
 }  // namespace coffer::cli

@@ -215,6 +215,12 @@ class Cluster {
   // "primary" with connection "off" when replication is not configured.
   virtual Status GetReplicationStatus(ReplicationStatus* status) = 0;
 
+  // Forced promotion of a replica whose daemon is not running (with a
+  // running daemon use PromoteReplica): raises the epoch, makes this cluster
+  // a primary that takes writes, records the loss receipt in DIR/PROMOTION
+  // and the audit trail. InvalidArgument if it is not a replica.
+  virtual Status Promote(PromotionReport* report) = 0;
+
  protected:
   Cluster() = default;
 };

@@ -94,8 +94,9 @@ struct ReplicationStatus {
   uint64_t epoch = 0;
   // "off" (not configured), "connecting", "connected", "listening" (replica
   // without a primary connected), "refused" (the peer refused or was
-  // refused; see last_error), "stopped" (read from the status file of a
-  // process that is no longer running).
+  // refused; see last_error), "fenced" (a primary that learned of a higher
+  // epoch), "stopped" (read from the status file of a process that is no
+  // longer running).
   std::string connection;
   std::string peer_cluster_id;
   std::string peer_address;
@@ -106,10 +107,60 @@ struct ReplicationStatus {
   uint64_t reseeds = 0;
   uint64_t connects = 0;
   uint64_t as_of_unix_micros = 0;
+  // Set when this cluster learned that `fenced_by` is the primary at a
+  // higher epoch: it takes no writes (Fenced) until it rejoins as a replica.
+  std::string fenced_by;
+  uint64_t fenced_by_epoch = 0;
+  // Set on a promoted replica.
+  std::string promoted_from;
+  uint64_t promoted_unix_micros = 0;
   std::vector<TenantReplicationStatus> tenants;  // sorted by id
 };
 
-// The passive side: accepts one primary at a time.
+// One tenant's part of a promotion's loss receipt.
+struct TenantLossReceipt {
+  std::string tenant;
+  // The promotion point: the last sequence applied (in the old primary's
+  // numbering) and its commit time.
+  uint64_t promoted_at_seq = 0;
+  uint64_t promoted_at_commit_unix_micros = 0;
+  // The most the replica had heard the old primary had. Writes the old
+  // primary took after its last batch reached the replica are unknown here.
+  uint64_t primary_seq_heard = 0;
+  uint64_t primary_commit_heard_unix_micros = 0;
+  uint64_t writes_beyond = 0;  // sequences (operations) beyond the point
+  double seconds_beyond = 0;   // commit-time span of those writes
+};
+
+// What a promotion did (Cluster::Promote, PromoteReplica).
+struct PromotionReport {
+  std::string cluster_id;
+  std::string former_primary;
+  uint64_t old_epoch = 0;
+  uint64_t new_epoch = 0;
+  uint64_t unix_micros = 0;  // when
+  uint64_t micros = 0;       // how long it took
+  std::vector<TenantLossReceipt> tenants;  // sorted by id
+  uint64_t writes_beyond = 0;              // over all tenants
+  // "daemon" (done by the running replica daemon) or "offline".
+  std::string via;
+};
+
+// Promotes the replica in `data_dir`: through the local admin channel of its
+// running daemon (DIR/admin.sock) if one runs; NotFound if none does (then
+// open the cluster and call Cluster::Promote). `actor` is recorded in the
+// audit trail.
+Status PromoteReplica(const std::string& data_dir, const std::string& actor,
+                      PromotionReport* report);
+
+// The receipt of the last promotion of the cluster in `data_dir`
+// (DIR/PROMOTION). NotFound if it was never promoted.
+Status ReadPromotionReport(const std::string& data_dir,
+                           PromotionReport* report);
+
+// The passive side: accepts one primary at a time. Started on a cluster that
+// is a primary (a promoted replica), it only answers hellos, refusing each
+// primary of a lower epoch with its own epoch: that primary fences itself.
 struct ReplicaServerOptions {
   // "host:port" to listen on; port 0 picks a free one (see port()).
   std::string listen_address;
@@ -123,6 +174,10 @@ struct ReplicaServerOptions {
   // A primary silent this long (it sends heartbeats) is disconnected.
   // Default: 10000 ms
   int idle_timeout_ms = 10000;
+  // Called (on a server thread) after the cluster was promoted through the
+  // admin channel; the server has stopped serving by then. The daemon exits
+  // so that the application can open the new primary. Default: none.
+  std::function<void()> on_promoted;
 };
 
 class ReplicaServer {

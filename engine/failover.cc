@@ -1,0 +1,319 @@
+// Copyright (c) Coffer authors.
+//
+// Failover on the cluster's side: forced promotion of a replica (with its
+// loss receipt), fencing of a primary that learned of a higher epoch, and
+// the per-tenant fork point a promoted cluster records for a later rejoin of
+// its old primary.
+
+#include <algorithm>
+#include <thread>
+
+#include "engine/clock.h"
+#include "engine/cluster_impl.h"
+#include "engine/record_file.h"
+#include "replication/admin_channel.h"
+#include "replication/batch_inspect.h"
+#include "replication/proto/replication.pb.h"
+
+namespace coffer {
+
+namespace {
+
+constexpr char kPromotionFile[] = "PROMOTION";
+constexpr int kPromoteTimeoutMs = 60000;
+constexpr size_t kOfflineThreads = 4;
+
+}  // namespace
+
+void PromotionToRecord(const PromotionReport& r, replpb::PromotionRecord* out) {
+  out->set_cluster_id(r.cluster_id);
+  out->set_former_primary(r.former_primary);
+  out->set_old_epoch(r.old_epoch);
+  out->set_new_epoch(r.new_epoch);
+  out->set_unix_micros(r.unix_micros);
+  out->set_micros(r.micros);
+  out->set_actor(r.via);
+  for (const TenantLossReceipt& t : r.tenants) {
+    replpb::TenantReceipt* o = out->add_tenants();
+    o->set_tenant(t.tenant);
+    o->set_promoted_at_seq(t.promoted_at_seq);
+    o->set_promoted_at_commit_unix_micros(t.promoted_at_commit_unix_micros);
+    o->set_primary_seq_heard(t.primary_seq_heard);
+    o->set_primary_commit_heard_unix_micros(
+        t.primary_commit_heard_unix_micros);
+  }
+}
+
+void PromotionFromRecord(const replpb::PromotionRecord& r,
+                         PromotionReport* out) {
+  *out = PromotionReport();
+  out->cluster_id = r.cluster_id();
+  out->former_primary = r.former_primary();
+  out->old_epoch = r.old_epoch();
+  out->new_epoch = r.new_epoch();
+  out->unix_micros = r.unix_micros();
+  out->micros = r.micros();
+  out->via = r.actor();
+  for (const replpb::TenantReceipt& o : r.tenants()) {
+    TenantLossReceipt t;
+    t.tenant = o.tenant();
+    t.promoted_at_seq = o.promoted_at_seq();
+    t.promoted_at_commit_unix_micros = o.promoted_at_commit_unix_micros();
+    t.primary_seq_heard = std::max(o.primary_seq_heard(), t.promoted_at_seq);
+    t.primary_commit_heard_unix_micros =
+        std::max(o.primary_commit_heard_unix_micros(),
+                 t.promoted_at_commit_unix_micros);
+    t.writes_beyond = t.primary_seq_heard - t.promoted_at_seq;
+    t.seconds_beyond = t.writes_beyond == 0
+                           ? 0
+                           : (t.primary_commit_heard_unix_micros -
+                              t.promoted_at_commit_unix_micros) /
+                                 1e6;
+    out->writes_beyond += t.writes_beyond;
+    out->tenants.push_back(std::move(t));
+  }
+}
+
+Status ReadPromotionReport(const std::string& data_dir,
+                           PromotionReport* report) {
+  const std::string path = data_dir + "/" + kPromotionFile;
+  std::string bytes;
+  Status s = ReadRecordFile(path, &bytes);
+  if (s.IsNotFound()) {
+    return Status::NotFound("cluster in " + data_dir +
+                            " was never promoted");
+  }
+  if (!s.ok()) return s;
+  replpb::PromotionRecord record;
+  if (!record.ParseFromString(bytes)) {
+    return Status::Corruption(path + " does not parse");
+  }
+  PromotionFromRecord(record, report);
+  return Status::OK();
+}
+
+Status PromoteReplica(const std::string& data_dir, const std::string& actor,
+                      PromotionReport* report) {
+  replpb::AdminRequest request;
+  request.set_command("promote");
+  request.set_actor(actor);
+  replpb::AdminResponse response;
+  Status s = AdminCall(data_dir, request, &response, kPromoteTimeoutMs);
+  if (!s.ok()) return s;
+  if (!response.ok()) {
+    const std::string& e = response.error();
+    if (e.rfind("InvalidArgument: ", 0) == 0) {
+      return Status::InvalidArgument(e.substr(17));
+    }
+    return Status::IOError("the replica daemon could not promote: " + e);
+  }
+  PromotionFromRecord(response.promotion(), report);
+  return Status::OK();
+}
+
+void ClusterImpl::SetPromoteHandler(
+    std::function<Status(PromotionReport*)> handler) {
+  std::lock_guard<std::mutex> lock(status_source_mu_);
+  promote_handler_ = std::move(handler);
+}
+
+Status ClusterImpl::Promote(PromotionReport* report) {
+  if (!replica_.load()) {
+    return Status::InvalidArgument("cluster '" + catalog_->cluster_id() +
+                                   "' is a primary; only a replica can be "
+                                   "promoted");
+  }
+  std::function<Status(PromotionReport*)> handler;
+  {
+    std::lock_guard<std::mutex> lock(status_source_mu_);
+    handler = promote_handler_;
+  }
+  if (handler) return handler(report);
+  // No daemon: every tenant's database holds its exact position.
+  const std::vector<std::shared_ptr<TenantSlot>> slots = LiveSlots();
+  std::vector<TenantLossReceipt> receipts(slots.size());
+  std::vector<Status> errors(slots.size());
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t i = next++; i < slots.size(); i = next++) {
+      receipts[i].tenant = slots[i]->id;
+      if (slots[i]->revoked.load()) continue;  // offline: no position known
+      std::shared_ptr<TenantDb> db;
+      Status s = Pin(slots[i], &db);
+      std::string value;
+      rocksdb::Status rs;
+      if (s.ok()) {
+        rs = db->db()->Get(rocksdb::ReadOptions(), db->system(),
+                           kReplicaPositionKey, &value);
+        if (!rs.ok() && !rs.IsNotFound()) {
+          s = FromRocks(rs, "position of tenant '" + slots[i]->id + "'");
+        }
+      }
+      replpb::TenantPosition p;
+      if (s.ok() && rs.ok() && !p.ParseFromString(value)) {
+        s = Status::Corruption("position of tenant '" + slots[i]->id +
+                               "' does not parse");
+      }
+      if (!s.ok()) {
+        errors[i] = s;
+        continue;
+      }
+      receipts[i].promoted_at_seq = p.applied_seq();
+      receipts[i].promoted_at_commit_unix_micros =
+          p.applied_commit_unix_micros();
+      receipts[i].primary_seq_heard = p.primary_latest_seq();
+      receipts[i].primary_commit_heard_unix_micros =
+          p.primary_latest_commit_unix_micros();
+    }
+  };
+  std::vector<std::thread> threads;
+  for (size_t t = 0; t < std::min(kOfflineThreads, slots.size()); ++t) {
+    threads.emplace_back(work);
+  }
+  for (std::thread& t : threads) t.join();
+  for (const Status& s : errors) {
+    if (!s.ok()) {
+      return Audit("replication.promote", "cluster:" + catalog_->cluster_id(),
+                   s, "refused: a tenant's position cannot be read");
+    }
+  }
+  return FinishPromotion(std::move(receipts), "offline", report);
+}
+
+Status ClusterImpl::FinishPromotion(std::vector<TenantLossReceipt> receipts,
+                                    const std::string& via,
+                                    PromotionReport* report) {
+  const auto start = std::chrono::steady_clock::now();
+  std::sort(receipts.begin(), receipts.end(),
+            [](const TenantLossReceipt& a, const TenantLossReceipt& b) {
+              return a.tenant < b.tenant;
+            });
+  PromotionReport r;
+  Status s;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    catalogpb::ClusterBody body = catalog_->cluster();
+    if (body.role() != "replica") {
+      return Status::InvalidArgument("cluster '" + catalog_->cluster_id() +
+                                     "' is not a replica");
+    }
+    replpb::PromotionRecord record;
+    r.cluster_id = catalog_->cluster_id();
+    r.former_primary = body.primary_cluster_id();
+    r.old_epoch = body.epoch();
+    r.new_epoch = body.epoch() + 1;
+    r.unix_micros = NowMicros();
+    r.via = via;
+    r.tenants = std::move(receipts);
+    PromotionToRecord(r, &record);
+    PromotionFromRecord(record, &r);  // derives the losses
+    r.micros = MicrosSince(start);
+    record.set_micros(r.micros);
+    // The receipt first: a crash before the catalog changes leaves a replica
+    // that can be promoted again.
+    s = WriteRecordFile(dir_ + "/" + kPromotionFile,
+                        record.SerializeAsString());
+    if (s.ok()) {
+      body.set_role("primary");
+      body.set_epoch(r.new_epoch);
+      body.set_promoted_unix_micros(r.unix_micros);
+      body.set_promoted_from(r.former_primary);
+      body.set_fenced(false);
+      s = catalog_->SaveCluster(body);
+    }
+    if (s.ok()) replica_ = false;
+  }
+  if (s.ok()) {
+    // Reopened tenants record their fork point (RecordForkPoint).
+    for (const auto& slot : LiveSlots()) registry_->Evict(slot);
+  }
+  if (report != nullptr) *report = r;
+  return Audit("replication.promote", "cluster:" + catalog_->cluster_id(), s,
+               "forced promotion (" + via + "): epoch " +
+                   std::to_string(r.old_epoch) + " -> " +
+                   std::to_string(r.new_epoch) + ", former primary '" +
+                   r.former_primary + "', " + std::to_string(r.tenants.size()) +
+                   " tenants, " + std::to_string(r.writes_beyond) +
+                   " writes known beyond the promotion point (receipt in "
+                   "PROMOTION)");
+}
+
+Status ClusterImpl::AdoptEpoch(uint64_t epoch) {
+  Status s;
+  uint64_t old = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    catalogpb::ClusterBody body = catalog_->cluster();
+    old = body.epoch();
+    if (epoch <= old) return Status::OK();
+    body.set_epoch(epoch);
+    s = catalog_->SaveCluster(body);
+  }
+  return Audit("replication.epoch", "cluster:" + catalog_->cluster_id(), s,
+               "epoch " + std::to_string(old) + " -> " +
+                   std::to_string(epoch) + " from the primary");
+}
+
+Status ClusterImpl::Fence(uint64_t epoch, const std::string& by,
+                          const std::string& how) {
+  Status s;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    catalogpb::ClusterBody body = catalog_->cluster();
+    if (body.fenced() && body.fenced_by_epoch() >= epoch) return Status::OK();
+    if (epoch <= body.epoch()) return Status::OK();
+    body.set_fenced(true);
+    body.set_fenced_by_epoch(epoch);
+    body.set_fenced_by_cluster(by);
+    body.set_fenced_unix_micros(NowMicros());
+    // Stop writes at once, even if recording it fails.
+    fenced_ = true;
+    s = catalog_->SaveCluster(body);
+  }
+  return Audit("replication.fenced", "cluster:" + by,
+               Status::Fenced("'" + by + "' is the primary at epoch " +
+                              std::to_string(epoch)),
+               how + (s.ok() ? "" : "; not persisted: " + s.ToString()));
+}
+
+Status ClusterImpl::RecordForkPoint(const std::string& id, const TenantDb& db) {
+  uint64_t epoch = 0;
+  std::string former;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const catalogpb::ClusterBody& b = catalog_->cluster();
+    if (b.promoted_unix_micros() == 0) return Status::OK();
+    epoch = b.epoch();
+    former = b.promoted_from();
+  }
+  rocksdb::DB* rdb = db.db();
+  std::string value;
+  rocksdb::Status rs =
+      rdb->Get(rocksdb::ReadOptions(), db.system(), kForkPointKey, &value);
+  replpb::ForkPoint fork;
+  if (rs.ok() && fork.ParseFromString(value) && fork.epoch() >= epoch) {
+    return Status::OK();  // recorded at an earlier open
+  }
+  rs = rdb->Get(rocksdb::ReadOptions(), db.system(), kReplicaPositionKey,
+                &value);
+  if (rs.IsNotFound()) return Status::OK();  // never replicated here
+  replpb::TenantPosition position;
+  if (!rs.ok() || !position.ParseFromString(value)) {
+    return Status::Corruption("position of tenant '" + id +
+                              "' cannot be read to record its fork point");
+  }
+  fork = replpb::ForkPoint();
+  fork.set_epoch(epoch);
+  fork.set_former_primary(former);
+  fork.set_old_seq(position.applied_seq());
+  fork.set_local_seq(rdb->GetLatestSequenceNumber());
+  fork.set_old_commit_unix_micros(position.applied_commit_unix_micros());
+  fork.set_old_chain_hash(position.chain_hash());
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  return FromRocks(
+      rdb->Put(wo, db.system(), kForkPointKey, fork.SerializeAsString()),
+      "fork point of tenant '" + id + "'");
+}
+
+}  // namespace coffer

@@ -202,6 +202,8 @@ Status ClusterImpl::Init(const std::string& dir, const ClusterOptions* create,
     effective.wal_retention_seconds = kDefaultShippingRetentionSeconds;
   }
   wal_retention_seconds_ = effective.wal_retention_seconds;
+  rpo_bound_ms_ = open_options.replication.rpo_bound_ms;
+  rpo_wait_ms_ = open_options.replication.rpo_wait_ms;
   shared_ = std::make_unique<SharedResources>(effective);
   registry_ = std::make_unique<TenantRegistry>(
       open_options.max_open_tenants,
@@ -374,6 +376,10 @@ Status ClusterImpl::DoCreateTenant(std::string_view id,
                                       ? catalog_->master_key_id()
                                       : catalog_->rotating_to();
   body.set_master_key_id(options.master_key_id.value_or(cluster_key));
+  if (options.rpo_bound_ms.has_value()) {
+    body.set_rpo_bound_set(true);
+    body.set_rpo_bound_ms(*options.rpo_bound_ms);
+  }
   if (encrypted_ && !keys_->HasKey(body.master_key_id())) {
     return Status::NotFound("master key " + body.master_key_id() +
                             " is not available in the key provider");

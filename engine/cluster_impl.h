@@ -74,6 +74,9 @@ class ClusterImpl final : public Cluster {
   // ReadOnly on a replica: client writes and administrative changes go to
   // the primary.
   Status CheckWritable() const;
+  // LagExceeded when the tenant's oldest unacknowledged write is older than
+  // its RPO bound (after waiting up to rpo_wait_ms for the replica).
+  Status CheckRpo(TenantSlot& slot);
   // After a client write committed at `commit_micros` (tenant handles).
   void OnWrite(TenantSlot& slot, uint64_t seq, uint64_t commit_micros);
 
@@ -204,6 +207,8 @@ class ClusterImpl final : public Cluster {
   std::atomic<bool> fenced_{false};
   std::function<Status(PromotionReport*)> promote_handler_;  // status_source_mu_
   uint64_t wal_retention_seconds_ = 0;
+  uint64_t rpo_bound_ms_ = 0;  // cluster-wide default
+  uint64_t rpo_wait_ms_ = 0;
   std::mutex status_source_mu_;
   std::function<void(ReplicationStatus*)> status_source_;  // guarded
   // Ships to the replica; stopped first when the cluster closes.

@@ -5,7 +5,9 @@
 // replica follows from its primary (create, key changes, crypto-shred).
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
+#include <thread>
 
 #include "engine/clock.h"
 #include "engine/cluster_impl.h"
@@ -77,6 +79,34 @@ Status ClusterImpl::CheckWritable() const {
                           "' is a passive replica" +
                           (primary.empty() ? "" : " of '" + primary + "'") +
                           "; write to its primary");
+}
+
+Status ClusterImpl::CheckRpo(TenantSlot& slot) {
+  if (shipper_ == nullptr) return Status::OK();
+  uint64_t bound = rpo_bound_ms_;
+  {
+    std::lock_guard<std::mutex> lock(slot.mu);
+    if (slot.body.rpo_bound_set()) bound = slot.body.rpo_bound_ms();
+  }
+  if (bound == 0) return Status::OK();
+  const uint64_t deadline = NowMicros() + rpo_wait_ms_ * 1000;
+  for (;;) {
+    const uint64_t since = slot.unacked_since.load();
+    const uint64_t now = NowMicros();
+    if (since == 0 || now < since || now - since <= bound * 1000) {
+      return Status::OK();
+    }
+    if (now >= deadline) {
+      char age[32];
+      std::snprintf(age, sizeof(age), "%.3f", (now - since) / 1e6);
+      return Status::LagExceeded(
+          "tenant '" + slot.id +
+          "': its oldest write not yet acknowledged by the replica is " + age +
+          " s old, past its RPO bound of " + std::to_string(bound) +
+          " ms; writes resume once the replica catches up");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
 }
 
 void ClusterImpl::OnWrite(TenantSlot& slot, uint64_t seq,

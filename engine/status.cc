@@ -36,6 +36,8 @@ const char* Status::CodeName(Code code) {
       return "Fenced";
     case Code::kReadOnly:
       return "ReadOnly";
+    case Code::kLagExceeded:
+      return "LagExceeded";
   }
   return "Unknown";
 }

@@ -172,6 +172,8 @@ class TenantHandle final : public Tenant {
     Status s = cluster_->CheckWritable();
     if (!s.ok()) return s;
     if (batch.ops().empty()) return Status::OK();  // nothing to commit
+    s = cluster_->CheckRpo(*slot_);
+    if (!s.ok()) return s;
     rocksdb::WriteBatch wb;
     for (const WriteBatch::Op& op : batch.ops()) {
       if (op.key.empty()) {

@@ -20,6 +20,7 @@ struct TenantArgs {
   std::string tenant;
   uint64_t quota = 0;
   std::string master_key_id;
+  uint64_t rpo_bound_ms = 0;
   bool yes = false;
   bool json = false;
 };
@@ -144,9 +145,18 @@ void RegisterTenantCreate(CLI::App* tenant, Runner* run) {
                       "The tenant's own master key, a key id of the key "
                       "provider; default: the cluster's master key")
           ->type_name("ID");
-  OnRun(cmd, run, [args, quota, own_key] {
+  CLI::Option* rpo =
+      cmd->add_option("--rpo-bound", args->rpo_bound_ms,
+                      "Bounded RPO in ms: once the replica has not "
+                      "acknowledged a write of this tenant for longer, its "
+                      "writes fail with LagExceeded (0 = no bound); default: "
+                      "the embedding application's cluster-wide bound")
+          ->transform(CountArg())
+          ->type_name("MS");
+  OnRun(cmd, run, [args, quota, own_key, rpo] {
     TenantOptions options;
     if (quota->count() > 0) options.quota = args->quota;
+    if (rpo->count() > 0) options.rpo_bound_ms = args->rpo_bound_ms;
     if (own_key->count() > 0) options.master_key_id = args->master_key_id;
     std::unique_ptr<Cluster> cluster;
     Status s = OpenCluster(args->cluster, &cluster);

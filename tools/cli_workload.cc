@@ -119,6 +119,8 @@ struct WorkloadArgs {
   std::string tenant_prefix = "wl";
   std::string replicate_to;
   TlsFiles tls;
+  uint64_t rpo_bound_ms = 0;
+  uint64_t rpo_wait_ms = 0;
   std::string ack_log;
   bool sync = false;
   bool json = false;
@@ -198,6 +200,8 @@ Status Workload::Setup() {
   if (!args_.replicate_to.empty()) {
     options.replication.replica_address = args_.replicate_to;
     options.replication.tls = args_.tls;
+    options.replication.rpo_bound_ms = args_.rpo_bound_ms;
+    options.replication.rpo_wait_ms = args_.rpo_wait_ms;
   }
   s = Cluster::Open(args_.cluster.data, options, std::move(keys), &cluster_);
   if (!s.ok()) return s;
@@ -477,6 +481,20 @@ void RegisterWorkload(CLI::App* app, Runner* run) {
   AddTlsArgs(cmd, &args->tls, /*required=*/false);
   replicate->needs(cmd->get_option("--tls-cert"));
   cmd->get_option("--tls-cert")->needs(replicate);
+  cmd->add_option("--rpo-bound", args->rpo_bound_ms,
+                  "With --replicate-to: bounded RPO in ms for every tenant "
+                  "without its own (tenant create --rpo-bound); a write then "
+                  "fails with LagExceeded (reported, retried) while the "
+                  "tenant's oldest unacknowledged write is older")
+      ->transform(CountArg())
+      ->type_name("MS")
+      ->needs(replicate);
+  cmd->add_option("--rpo-wait", args->rpo_wait_ms,
+                  "With --rpo-bound: how long a write first waits for the "
+                  "replica before failing (ms)")
+      ->transform(CountArg())
+      ->type_name("MS")
+      ->needs(replicate);
   cmd->add_option("--ack-log", args->ack_log,
                   "File the acknowledged writes are appended to (created if "
                   "missing)")

@@ -100,6 +100,10 @@ struct TenantOptions {
   // cluster's master key. Revoking it in the provider takes only this tenant
   // offline. Default: the cluster's master key.
   std::optional<std::string> master_key_id;
+  // Bounded RPO of this tenant (see ReplicationOptions::rpo_bound_ms),
+  // persisted; 0 turns the cluster's bound off for it. Default: the
+  // cluster's.
+  std::optional<uint64_t> rpo_bound_ms;
 };
 
 struct ReadOptions {

@@ -59,6 +59,15 @@ struct ReplicationOptions {
   // Batch bytes per message, and the most bytes in flight unacknowledged.
   size_t max_message_bytes = size_t{1} << 20;
   size_t max_unacked_bytes = size_t{16} << 20;
+  // Bounded RPO: once a tenant's oldest write the replica has not
+  // acknowledged is older than this, its writes fail with LagExceeded
+  // (other tenants keep writing), which bounds what a forced failover can
+  // lose and how far a partitioned primary can diverge. Per-tenant
+  // TenantOptions::rpo_bound_ms overrides it. 0: no bound. Default: 0
+  uint64_t rpo_bound_ms = 0;
+  // With a bound: how long such a write first waits for the replica to
+  // catch up before failing. Default: 0 (fail at once)
+  uint64_t rpo_wait_ms = 0;
   // Reconnect delay after a failure; doubles up to 5 s.
   uint32_t reconnect_delay_ms = 200;
   uint32_t connect_timeout_ms = 5000;

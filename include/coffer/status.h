@@ -41,6 +41,7 @@ class [[nodiscard]] Status {
     kKeyRevoked = 12,  // the tenant's key was revoked; tenant offline
     kFenced = 13,      // a higher epoch exists; this cluster takes no writes
     kReadOnly = 14,    // a passive replica: writes go to its primary
+    kLagExceeded = 15,  // the replica lags past the tenant's RPO bound
   };
 
   Status() noexcept = default;
@@ -82,6 +83,9 @@ class [[nodiscard]] Status {
   static Status ReadOnly(std::string_view msg) {
     return {Code::kReadOnly, msg};
   }
+  static Status LagExceeded(std::string_view msg) {
+    return {Code::kLagExceeded, msg};
+  }
 
   bool ok() const { return code_ == Code::kOk; }
   Code code() const { return code_; }
@@ -102,6 +106,7 @@ class [[nodiscard]] Status {
   bool IsKeyRevoked() const { return code_ == Code::kKeyRevoked; }
   bool IsFenced() const { return code_ == Code::kFenced; }
   bool IsReadOnly() const { return code_ == Code::kReadOnly; }
+  bool IsLagExceeded() const { return code_ == Code::kLagExceeded; }
 
   // Short stable name of the code, e.g. "QuotaExceeded".
   static const char* CodeName(Code code);

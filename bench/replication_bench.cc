@@ -22,6 +22,7 @@
 //   replication-bench --seconds 3 --rounds 5 --lag-seconds 10 --outage-seconds 60
 
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/resource.h>
@@ -65,6 +66,15 @@ double Since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
+// Binds the calling thread, and the threads and processes it starts later,
+// to one CPU.
+bool PinTo(int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  return sched_setaffinity(0, sizeof(set), &set) == 0;
+}
+
 // User + system CPU seconds of this process (all threads).
 double CpuSeconds() {
   rusage u{};
@@ -84,6 +94,7 @@ struct Options {
   double outage_seconds = 60;
   int sample_ms = 10;
   bool replica_process = false;
+  bool pin = false;
   std::string coffer;
   std::string dir = "/tmp";
   uint64_t seed = 301;
@@ -112,6 +123,12 @@ bool CaughtUp(const ReplicationStatus& st, size_t tenants) {
     if (t.state != "caught-up") return false;
   }
   return true;
+}
+
+uint64_t AppliedSeqs(const ReplicationStatus& st) {
+  uint64_t total = 0;
+  for (const TenantReplicationStatus& t : st.tenants) total += t.applied_seq;
+  return total;
 }
 
 uint64_t LagSeqs(const ReplicationStatus& st) {
@@ -343,8 +360,10 @@ class Pair {
     posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
     posix_spawn_file_actions_addopen(&actions, 2, (dir_ + "/replica.log").c_str(),
                                      O_WRONLY | O_CREAT | O_APPEND, 0600);
+    if (o_.pin) PinTo(1);  // the child inherits this thread's CPU
     const int rc = posix_spawn(&child_, argv[0], &actions, nullptr,
                                argv.data(), environ);
+    if (o_.pin) PinTo(0);
     posix_spawn_file_actions_destroy(&actions);
     if (rc != 0) {
       child_ = 0;
@@ -403,16 +422,6 @@ class WriteTracker {
   std::vector<double> delays_ms() {
     std::lock_guard<std::mutex> lock(mu_);
     return delays_ms_;
-  }
-  double OldestMs(Clock::time_point now) {
-    std::lock_guard<std::mutex> lock(mu_);
-    double m = 0;
-    for (auto& w : pending_) m = std::max(m, std::chrono::duration<double, std::milli>(now - w.start).count());
-    return m;
-  }
-  size_t pending() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return pending_.size();
   }
 
  private:
@@ -481,13 +490,7 @@ class LagSampler {
       if (it != index_.end()) applied[it->second] = t.applied_seq;
     }
     if (tracker_ != nullptr) tracker_->Check(applied, now);
-    if (getenv("RB_TRACE") && ++n_ % 10 == 0) {
-      std::fprintf(stderr, "TRACE lag %.0f ms seqs %llu oldest-pending %.0f ms |", MaxLagSeconds(st)*1e3, (unsigned long long)LagSeqs(st), tracker_->OldestMs(now));
-      for (auto& t : st.tenants) std::fprintf(stderr, " %s p%llu a%llu %.0fms %s", t.tenant.c_str(), (unsigned long long)t.primary_seq, (unsigned long long)t.applied_seq, t.lag_seconds*1e3, t.state.c_str());
-      std::fprintf(stderr, "\n");
-    }
   }
-  int n_ = 0;
 
   Cluster* const primary_;
   const int tenants_;
@@ -507,7 +510,9 @@ struct WriteRun {
   uint64_t ops = 0;
   double seconds = 0;
   double cpu_seconds = 0;  // of this process while the writers ran
+  uint64_t applied = 0;    // writes the replica acknowledged meanwhile
   double ops_per_sec() const { return seconds > 0 ? ops / seconds : 0; }
+  double applied_per_sec() const { return seconds > 0 ? applied / seconds : 0; }
 };
 
 struct alignas(64) Counter {
@@ -555,6 +560,10 @@ Status WriterLoop(const Pair& pair, const Options& o, int thread, double rate,
 Status RunWriters(const Pair& pair, const Options& o, double seconds,
                   double rate, WriteTracker* tracker, const std::string& label,
                   WriteRun* run) {
+  ReplicationStatus st;
+  Status s = pair.primary()->GetReplicationStatus(&st);
+  if (!s.ok()) return s;
+  const uint64_t applied0 = AppliedSeqs(st);
   std::atomic<bool> stop{false};
   std::vector<Counter> counters(o.threads);
   std::vector<Status> results(o.threads);
@@ -573,7 +582,6 @@ Status RunWriters(const Pair& pair, const Options& o, double seconds,
     if (t >= next_progress && seconds > 4) {
       uint64_t ops = 0;
       for (const Counter& c : counters) ops += c.ops.load();
-      ReplicationStatus st;
       std::string lag;
       if (pair.primary()->GetReplicationStatus(&st).ok() &&
           st.connection != "off") {
@@ -596,17 +604,18 @@ Status RunWriters(const Pair& pair, const Options& o, double seconds,
   run->cpu_seconds = CpuSeconds() - cpu0;
   run->ops = 0;
   for (const Counter& c : counters) run->ops += c.ops.load();
-  for (const Status& s : results) {
-    if (!s.ok()) return s;
+  for (const Status& r : results) {
+    if (!r.ok()) return r;
   }
-  return Status::OK();
+  s = pair.primary()->GetReplicationStatus(&st);
+  run->applied = AppliedSeqs(st) - applied0;
+  return s;
 }
 
 // ---- the four measurements -------------------------------------------------
 
 struct ThroughputRound {
   WriteRun off, on;
-  double applied_at_stop = 0;  // share of the on-run's writes applied then
   double catch_up_seconds = 0;  // after the on-run's writers stopped
 };
 
@@ -621,13 +630,7 @@ Status MeasureThroughput(RunFiles* files, const Options& o, int round,
     if (s.ok()) s = RunWriters(*pair, o, o.seconds, 0, nullptr, label,
                                on ? &r->on : &r->off);
     if (s.ok() && on) {
-      ReplicationStatus st;
-      s = pair->primary()->GetReplicationStatus(&st);
-      const uint64_t behind = LagSeqs(st);
-      r->applied_at_stop =
-          r->on.ops > 0 ? 1 - std::min<double>(behind, r->on.ops) / r->on.ops : 1;
-      if (s.ok()) s = pair->WaitCaughtUp(kCatchUpTimeout, &r->catch_up_seconds,
-                                         nullptr);
+      s = pair->WaitCaughtUp(kCatchUpTimeout, &r->catch_up_seconds, nullptr);
     }
     if (!s.ok()) return s;
   }
@@ -753,6 +756,10 @@ int Main(int argc, char** argv) {
   app.add_flag("--replica-process", o.replica_process,
                "run the replica as a `coffer replica serve` child process "
                "(its own default OpenOptions) instead of in this process");
+  app.add_flag("--pin", o.pin,
+               "with --replica-process: run this process on CPU 0 and the "
+               "replica on CPU 1, a stand-in for separate machines (the "
+               "off-runs are on CPU 0 too)");
   app.add_option("--coffer", o.coffer,
                  "the coffer binary for --replica-process (default: "
                  "../coffer next to this binary)");
@@ -774,6 +781,11 @@ int Main(int argc, char** argv) {
                  "--tenants, --threads, --num, --sample-ms >= 1\n";
     return 2;
   }
+  if (o.pin && (!o.replica_process || CpuCount() < 2)) {
+    std::cerr << "replication-bench: --pin needs --replica-process and at "
+                 "least 2 CPUs\n";
+    return 2;
+  }
   if (o.replica_process && o.coffer.empty()) {
     std::error_code ec;
     o.coffer = (fs::read_symlink("/proc/self/exe", ec).parent_path().parent_path() /
@@ -786,6 +798,10 @@ int Main(int argc, char** argv) {
   }
   // A write to a connection the peer closed must not kill the process.
   ::signal(SIGPIPE, SIG_IGN);
+  if (o.pin && !PinTo(0)) {
+    std::cerr << "replication-bench: cannot bind to CPU 0\n";
+    return 1;
+  }
   std::ostream& text = o.json ? std::cerr : std::cout;
   char buf[512];
   auto line = [&](const char* fmt, auto... args) {
@@ -801,8 +817,10 @@ int Main(int argc, char** argv) {
   Status s = RunFiles::Create(o.dir, &files);
   if (!s.ok()) return fail("setup", s);
 
-  const char* where = o.replica_process
-                          ? "replica in a child process (coffer replica serve)"
+  const char* where =
+      o.pin ? "replica in a child process (coffer replica serve) on CPU 1, "
+              "this process on CPU 0"
+      : o.replica_process ? "replica in a child process (coffer replica serve)"
                           : "replica in this process (ReplicaServer)";
   line("replication-bench: %s, %d CPUs; %s on 127.0.0.1, mutual TLS 1.3",
        CpuModel().c_str(), CpuCount(), where);
@@ -813,7 +831,8 @@ int Main(int argc, char** argv) {
 
   // 1. Throughput, off vs on.
   std::vector<ThroughputRound> rounds(o.rounds);
-  std::vector<double> off_ops, on_ops, ratios, cpu_off, cpu_on;
+  std::vector<double> off_ops, on_ops, ratios, cpu_off, cpu_on, applied,
+      applied_share;
   for (int r = 0; r < o.rounds; ++r) {
     s = MeasureThroughput(files.get(), o, r, &rounds[r]);
     if (!s.ok()) return fail("throughput round " + std::to_string(r + 1), s);
@@ -824,25 +843,33 @@ int Main(int argc, char** argv) {
                          ? t.on.ops_per_sec() / t.off.ops_per_sec() : 0);
     cpu_off.push_back(t.off.cpu_seconds * 1e6 / std::max<uint64_t>(t.off.ops, 1));
     cpu_on.push_back(t.on.cpu_seconds * 1e6 / std::max<uint64_t>(t.on.ops, 1));
+    applied.push_back(t.on.applied_per_sec());
+    applied_share.push_back(t.on.ops > 0 ? double(t.on.applied) / t.on.ops : 0);
     line("round %d/%d (%s first): off %.0f ops/sec, on %.0f ops/sec, on/off "
-         "%.3f; CPU %.2f vs %.2f us/write; at stop the replica had %.1f%% of "
-         "the on-run's writes, caught up %.3f s later",
+         "%.3f; CPU %.2f vs %.2f us/write; the replica applied %.0f writes/s "
+         "meanwhile (%.0f%% of them) and caught up %.2f s after the stop",
          r + 1, o.rounds, r % 2 == 0 ? "off" : "on", off_ops.back(),
          on_ops.back(), ratios.back(), cpu_off.back(), cpu_on.back(),
-         t.applied_at_stop * 100, t.catch_up_seconds);
+         applied.back(), applied_share.back() * 100, t.catch_up_seconds);
   }
   const Spread off = SpreadOf(off_ops), on = SpreadOf(on_ops),
                ratio = SpreadOf(ratios), cpu_o = SpreadOf(cpu_off),
-               cpu_n = SpreadOf(cpu_on);
+               cpu_n = SpreadOf(cpu_on), kept = SpreadOf(applied),
+               share = SpreadOf(applied_share);
   line("throughput off     : %.0f ops/sec (median of %d; min %.0f, max %.0f)",
        off.median, o.rounds, off.min, off.max);
   line("throughput on      : %.0f ops/sec (median of %d; min %.0f, max %.0f)",
        on.median, o.rounds, on.min, on.max);
   line("ratio on/off       : median %.3f  min %.3f  max %.3f  (target >= 0.9: %s)",
        ratio.median, ratio.min, ratio.max, ratio.median >= 0.9 ? "met" : "MISSED");
+  line("replica kept up    : applied %.0f writes/s while the on-runs wrote "
+       "(median; min %.0f, max %.0f): %.0f%% of the writes",
+       kept.median, kept.min, kept.max, share.median * 100);
   line("cpu per write      : off %.2f us, on %.2f us (process CPU / writes, "
-       "medians; the in-process replica's work counts in 'on')",
-       cpu_o.median, cpu_n.median);
+       "medians; %s)",
+       cpu_o.median, cpu_n.median,
+       o.replica_process ? "the replica process's work is not counted"
+                         : "the in-process replica's work counts in 'on'");
 
   // 2 + 3. Lag at 50% and 90% of the maximum rate; drain time.
   const double max_rate = on.median;
@@ -852,8 +879,10 @@ int Main(int argc, char** argv) {
     s = MeasureLag(files.get(), o, loads[i], max_rate, &lags[i]);
     if (!s.ok()) return fail("lag run", s);
     const LagRun& l = lags[i];
-    line("lag at %2.0f%%         : %.0f writes/s asked, %.0f done over %.1f s",
-         l.load * 100, l.target_rate, l.writes.ops_per_sec(), l.writes.seconds);
+    line("lag at %2.0f%%         : %.0f writes/s asked, %.0f done over %.1f s; "
+         "the replica applied %.0f writes/s meanwhile",
+         l.load * 100, l.target_rate, l.writes.ops_per_sec(), l.writes.seconds,
+         l.writes.applied_per_sec());
     line("  status lag       : P50 %.1f  P99 %.1f  max %.1f ms (%zu samples, "
          "largest over tenants; at most %" PRIu64 " writes behind)",
          Percentile(l.status_lag_ms, 50), Percentile(l.status_lag_ms, 99),
@@ -897,7 +926,9 @@ int Main(int argc, char** argv) {
     std::ostringstream j;
     j << "{\"tool\": \"replication-bench\", \"cpu\": " << JsonString(CpuModel())
       << ", \"cpus\": " << CpuCount()
-      << ", \"replica\": " << JsonString(o.replica_process ? "process" : "in-process")
+      << ", \"replica\": "
+      << JsonString(o.pin ? "process-pinned"
+                          : o.replica_process ? "process" : "in-process")
       << ", \"value_size\": " << o.value_size << ", \"tenants\": " << o.tenants
       << ", \"threads\": " << o.threads << ", \"seconds\": " << JsonNumber(o.seconds)
       << ", \"rounds\": " << o.rounds
@@ -913,12 +944,16 @@ int Main(int argc, char** argv) {
       << ", \"off_median\": " << JsonNumber(off.median)
       << ", \"on_median\": " << JsonNumber(on.median)
       << ", \"cpu_us_per_write_off\": " << JsonArray(cpu_off)
-      << ", \"cpu_us_per_write_on\": " << JsonArray(cpu_on) << "},\n \"lag\": [";
+      << ", \"cpu_us_per_write_on\": " << JsonArray(cpu_on)
+      << ", \"replica_applied_per_sec\": " << JsonArray(applied)
+      << ", \"replica_applied_share\": " << JsonArray(applied_share)
+      << "},\n \"lag\": [";
     for (size_t i = 0; i < lags.size(); ++i) {
       const LagRun& l = lags[i];
       j << (i ? ", " : "") << "{\"load\": " << JsonNumber(l.load)
         << ", \"target_rate\": " << JsonNumber(l.target_rate)
         << ", \"rate\": " << JsonNumber(l.writes.ops_per_sec())
+        << ", \"replica_applied_per_sec\": " << JsonNumber(l.writes.applied_per_sec())
         << ", \"samples\": " << l.status_lag_ms.size()
         << ", \"status_lag_p50_ms\": " << JsonNumber(Percentile(l.status_lag_ms, 50))
         << ", \"status_lag_p99_ms\": " << JsonNumber(Percentile(l.status_lag_ms, 99))

@@ -198,7 +198,10 @@ Status ClusterImpl::Init(const std::string& dir, const ClusterOptions* create,
         "cluster '" + catalog_->cluster_id() +
         "' is a passive replica; only a primary ships to a replica");
   }
-  if (shipping && effective.wal_retention_seconds == 0) {
+  // A rejoining former primary keeps its logs: they hold what it may have
+  // to export as rollback.
+  if ((shipping || catalog_->cluster().rejoin_from_epoch() != 0) &&
+      effective.wal_retention_seconds == 0) {
     effective.wal_retention_seconds = kDefaultShippingRetentionSeconds;
   }
   wal_retention_seconds_ = effective.wal_retention_seconds;

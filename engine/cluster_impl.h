@@ -63,6 +63,7 @@ class ClusterImpl final : public Cluster {
   Status GetKeyStatus(std::string_view id, TenantKeyStatus* status) override;
   Status GetReplicationStatus(ReplicationStatus* status) override;
   Status Promote(PromotionReport* report) override;
+  Status Rejoin(const std::string& new_primary) override;
 
   // For tenant handles: the open database of `slot`. KeyRevoked while the
   // tenant is revoked or its master key is unavailable.
@@ -140,6 +141,9 @@ class ClusterImpl final : public Cluster {
   void FillFailoverStatus(ReplicationStatus* status) const;
   // A replica follows its primary's (higher) epoch.
   Status AdoptEpoch(uint64_t epoch);
+  uint64_t rejoin_from_epoch() const;
+  KeyProvider* keys() const { return keys_.get(); }
+  std::string master_key_id() const;
   // At the first open of a tenant after its cluster was promoted: records
   // where the old primary's history ends and this cluster's begins (for a
   // rejoin of the old primary).

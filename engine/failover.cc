@@ -254,6 +254,47 @@ Status ClusterImpl::AdoptEpoch(uint64_t epoch) {
                    std::to_string(epoch) + " from the primary");
 }
 
+Status ClusterImpl::Rejoin(const std::string& new_primary) {
+  Status s = ValidateId("cluster", new_primary);
+  uint64_t epoch = 0;
+  if (s.ok()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    catalogpb::ClusterBody body = catalog_->cluster();
+    if (body.role() == "replica") {
+      s = Status::InvalidArgument("cluster '" + catalog_->cluster_id() +
+                                  "' is already a replica");
+    } else if (new_primary == catalog_->cluster_id()) {
+      s = Status::InvalidArgument("a cluster cannot rejoin itself");
+    } else {
+      epoch = body.epoch();
+      body.set_role("replica");
+      body.set_primary_cluster_id(new_primary);
+      body.set_rejoin_from_epoch(body.epoch());
+      body.set_fenced(false);
+      body.set_promoted_unix_micros(0);
+      s = catalog_->SaveCluster(body);
+      if (s.ok()) {
+        replica_ = true;
+        fenced_ = false;
+      }
+    }
+  }
+  return Audit("replication.rejoin", "cluster:" + new_primary, s,
+               "former primary at epoch " + std::to_string(epoch) +
+                   " becomes a replica of '" + new_primary +
+                   "'; tenants are reconciled when it connects");
+}
+
+uint64_t ClusterImpl::rejoin_from_epoch() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return catalog_->cluster().rejoin_from_epoch();
+}
+
+std::string ClusterImpl::master_key_id() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return catalog_->master_key_id();
+}
+
 Status ClusterImpl::Fence(uint64_t epoch, const std::string& by,
                           const std::string& how) {
   Status s;

@@ -13,6 +13,8 @@ namespace {
 
 constexpr size_t kBatchHeaderBytes = 12;  // sequence (8) + count (4)
 
+
+
 class Inspector : public rocksdb::WriteBatch::Handler {
  public:
   explicit Inspector(BatchSummary* summary) : s_(summary) {}
@@ -31,8 +33,10 @@ class Inspector : public rocksdb::WriteBatch::Handler {
   rocksdb::Status DeleteRangeCF(uint32_t cf, const rocksdb::Slice& begin,
                                 const rocksdb::Slice& end) override {
     // A range over the system family could cover the position key.
-    if (cf != 0) s_->touches_position = true;
-    return Op(cf, begin);
+    if (cf != 0) s_->system_range_delete = true;
+    s_->count++;
+    s_->max_column_family = std::max(s_->max_column_family, cf);
+    return rocksdb::Status::OK();
   }
   rocksdb::Status MergeCF(uint32_t, const rocksdb::Slice&,
                           const rocksdb::Slice&) override {
@@ -66,8 +70,8 @@ class Inspector : public rocksdb::WriteBatch::Handler {
   rocksdb::Status Op(uint32_t cf, const rocksdb::Slice& key) {
     s_->count++;
     s_->max_column_family = std::max(s_->max_column_family, cf);
-    if (cf != 0 && key == rocksdb::Slice(kReplicaPositionKey)) {
-      s_->touches_position = true;
+    if (cf != 0 && IsReplicationRecord(std::string_view(key.data(), key.size()))) {
+      s_->touches_replication_records = true;
     }
     return rocksdb::Status::OK();
   }
@@ -76,6 +80,10 @@ class Inspector : public rocksdb::WriteBatch::Handler {
 };
 
 }  // namespace
+
+bool IsReplicationRecord(std::string_view key) {
+  return key == kReplicaPositionKey || key == kForkPointKey;
+}
 
 Status InspectBatch(const std::string& data, BatchSummary* summary) {
   *summary = BatchSummary();

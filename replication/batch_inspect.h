@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "coffer/status.h"
 
@@ -18,13 +19,21 @@ struct BatchSummary {
   uint32_t count = 0;          // operations (sequence numbers consumed)
   uint64_t commit_micros = 0;  // 0 when the batch carries no commit stamp
   uint32_t max_column_family = 0;
-  bool touches_position = false;  // writes the replica's position key
+  // Writes one of the per-cluster replication records (position, fork
+  // point) in the system column family: a former replica's log holds them;
+  // they are never copied to another cluster (see FilterReplicationRecords).
+  bool touches_replication_records = false;
+  bool system_range_delete = false;  // a range deletion in the system family
 };
 
 // Corruption naming what is wrong for a batch that does not parse, holds an
 // operation a replica does not apply (merge, two-phase markers, blob index),
 // or whose header count disagrees with its operations.
 Status InspectBatch(const std::string& data, BatchSummary* summary);
+
+// True for the per-cluster replication records of the system column family
+// (position, fork point), which are never copied to another cluster.
+bool IsReplicationRecord(std::string_view key);
 
 // The replica's position record in the system column family.
 inline constexpr char kReplicaPositionKey[] = "coffer.replica.position";

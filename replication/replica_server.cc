@@ -37,6 +37,8 @@
 #include "replication/admin_channel.h"
 #include "replication/batch_inspect.h"
 #include "replication/chain.h"
+#include "replication/rollback.h"
+#include "replication/wal_tailer.h"
 #include "replication/status_file.h"
 #include "replication/tls_channel.h"
 
@@ -52,6 +54,44 @@ constexpr int kHelloTimeoutMs = 10000;
 constexpr size_t kAckEvery = 256;  // batches applied before acks go out
 constexpr auto kAckDelay = std::chrono::milliseconds(20);
 constexpr auto kInstallWait = std::chrono::seconds(10);
+
+// Copies a batch's operations except those on the replication records.
+class RecordFilter : public rocksdb::WriteBatch::Handler {
+ public:
+  RecordFilter(rocksdb::WriteBatch* out,
+               std::vector<rocksdb::ColumnFamilyHandle*> families)
+      : out_(out), families_(std::move(families)) {}
+  rocksdb::Status PutCF(uint32_t cf, const rocksdb::Slice& key,
+                        const rocksdb::Slice& value) override {
+    if (Skip(cf, key)) return rocksdb::Status::OK();
+    return out_->Put(families_[cf], key, value);
+  }
+  rocksdb::Status DeleteCF(uint32_t cf, const rocksdb::Slice& key) override {
+    if (Skip(cf, key)) return rocksdb::Status::OK();
+    return out_->Delete(families_[cf], key);
+  }
+  rocksdb::Status SingleDeleteCF(uint32_t cf,
+                                 const rocksdb::Slice& key) override {
+    return DeleteCF(cf, key);
+  }
+  rocksdb::Status DeleteRangeCF(uint32_t cf, const rocksdb::Slice& begin,
+                                const rocksdb::Slice& end) override {
+    if (cf >= families_.size()) return rocksdb::Status::Corruption("family");
+    return out_->DeleteRange(families_[cf], begin, end);
+  }
+  void LogData(const rocksdb::Slice& blob) override {
+    out_->PutLogData(blob).PermitUncheckedError();
+  }
+
+ private:
+  bool Skip(uint32_t cf, const rocksdb::Slice& key) const {
+    return cf >= families_.size() ||
+           (cf != 0 &&
+            IsReplicationRecord(std::string_view(key.data(), key.size())));
+  }
+  rocksdb::WriteBatch* out_;
+  std::vector<rocksdb::ColumnFamilyHandle*> families_;
+};
 
 bool ValidSeedFileName(const std::string& name) {
   if (name.empty() || name.size() > 255 || name == "." || name == "..") {
@@ -102,6 +142,10 @@ class ReplicaServerImpl final : public ReplicaServer {
     bool reseeding = false;
     uint64_t reseeds = 0;
     uint64_t created = 0;  // the tenant's creation time (its incarnation)
+    // A former primary's tenant not yet reconciled with the new primary's
+    // fork point; local_latest is its own latest sequence.
+    bool rejoining = false;
+    uint64_t local_latest = 0;
   };
   // A reseed being received.
   struct Seed {
@@ -143,6 +187,17 @@ class ReplicaServerImpl final : public ReplicaServer {
   Status SeedBegin(const replpb::SeedBegin& begin);
   Status SeedChunk(const replpb::SeedChunk& chunk);
   Status SeedEnd(TlsChannel* channel, const replpb::SeedEnd& end);
+  Status Reconcile(TlsChannel* channel, const replpb::Fork& fork);
+  // Writes the tenant's writes after `after_seq` (or, if its log no longer
+  // holds them, its whole contents) to a rollback file.
+  Status ExportRollback(const std::shared_ptr<TenantSlot>& slot,
+                        uint64_t after_seq, uint64_t epoch,
+                        std::string* path, uint64_t* entries);
+  // Empties a tenant's database (its record and keys stay).
+  Status EmptyTenant(const std::shared_ptr<TenantSlot>& slot);
+  // Before a rejoining tenant is dropped or replaced: its data is saved.
+  Status SaveBeforeDiscard(const std::shared_ptr<TenantSlot>& slot,
+                           const std::string& why);
   void AbandonSeed();
   // Syncs the logs of tenants with unacknowledged batches; sends their acks
   // when `channel` is non-null.
@@ -252,10 +307,27 @@ std::string ReplicaServerImpl::CheckHello(const replpb::Hello& h,
   }
   if (h.role() != "primary") return "peer is a " + h.role() + ", not a primary";
   if (!cluster_->is_replica()) {
+    const uint64_t mine = cluster_->epoch();
+    if (h.epoch() > mine) {
+      // The peer was promoted past this cluster: this one is the stale one.
+      cluster_
+          ->Fence(h.epoch(), h.cluster_id(),
+                  "learned from primary '" + h.cluster_id() +
+                      "' connecting to this cluster's server")
+          .PermitUncheckedError();
+      return "cluster '" + cluster_->cluster_id() + "' is fenced by '" +
+             h.cluster_id() + "' (epoch " + std::to_string(h.epoch()) +
+             "); rejoin it as a replica ('coffer rejoin') to receive data";
+    }
+    if (h.epoch() == mine) {
+      return "both '" + cluster_->cluster_id() + "' and '" + h.cluster_id() +
+             "' are primaries at epoch " + std::to_string(mine) +
+             "; promote or rejoin one of them";
+    }
     // A promoted cluster: whoever still thinks it is the primary is stale.
     return "cluster '" + cluster_->cluster_id() + "' is the primary at epoch " +
-           std::to_string(cluster_->epoch()) + "; '" + h.cluster_id() +
-           "' (epoch " + std::to_string(h.epoch()) +
+           std::to_string(mine) + "; '" + h.cluster_id() + "' (epoch " +
+           std::to_string(h.epoch()) +
            ") is a stale primary and must stop taking writes";
   }
   if (promoting_.load()) return "this replica is being promoted";
@@ -532,6 +604,11 @@ Status ReplicaServerImpl::Session(TlsChannel* channel,
         break;
       case replpb::Envelope::kHeartbeat:
         break;
+      case replpb::Envelope::kFork:
+        s = FlushAcks(channel);
+        applied = 0;
+        if (s.ok()) s = Reconcile(channel, message.fork());
+        break;
       case replpb::Envelope::kError:
         return Status::IOError("primary closed the connection: " +
                                message.error().reason());
@@ -563,6 +640,8 @@ replpb::TenantPosition ReplicaServerImpl::ToProto(const std::string& tenant,
   out.set_primary_latest_seq(std::max(p.primary_seq, p.applied_seq));
   out.set_primary_latest_commit_unix_micros(
       std::max(p.primary_commit, p.applied_commit));
+  out.set_rejoining(p.rejoining);
+  out.set_rejoin_latest_seq(p.local_latest);
   return out;
 }
 
@@ -599,6 +678,15 @@ Status ReplicaServerImpl::LoadPosition(
   p.primary_seq = std::max(p.applied_seq, stored_heard_seq);
   p.primary_commit = std::max(p.applied_commit, stored_heard_commit);
   p.created = ClusterImpl::BodyOf(*slot).created_unix_micros();
+  const uint64_t rejoin_epoch = cluster_->rejoin_from_epoch();
+  // A tenant with no writes of its own has nothing to reconcile.
+  if (rejoin_epoch != 0 && (rs.IsNotFound() || p.epoch <= rejoin_epoch) &&
+      db->db()->GetLatestSequenceNumber() > 0) {
+    p.rejoining = true;
+    p.local_latest = db->db()->GetLatestSequenceNumber();
+    p.applied_seq = 0;
+    p.chain.clear();
+  }
   std::lock_guard<std::mutex> lock(mu_);
   positions_.emplace(slot->id, std::move(p));
   return Status::OK();
@@ -632,6 +720,10 @@ Status ReplicaServerImpl::ApplyBatch(const replpb::Batch& b) {
   const std::string context = "batch for tenant '" + id + "'";
   if (p.reseeding) {
     return Status::InvalidArgument(context + " arrived during its reseed");
+  }
+  if (p.rejoining) {
+    return Status::InvalidArgument(context +
+                                   " arrived before its fork was reconciled");
   }
   if (b.epoch() < p.epoch) {
     return Status::Fenced(context + " is from epoch " +
@@ -671,7 +763,7 @@ Status ReplicaServerImpl::ApplyBatch(const replpb::Batch& b) {
   s = cluster_->Pin(slot, &db);
   if (!s.ok()) return s;
   if (summary.max_column_family > db->system()->GetID() ||
-      summary.touches_position) {
+      summary.system_range_delete) {
     return Status::InvalidArgument(
         context + " writes outside the tenant's column families");
   }
@@ -684,8 +776,16 @@ Status ReplicaServerImpl::ApplyBatch(const replpb::Batch& b) {
   next.primary_commit =
       std::max({p.primary_commit, b.primary_latest_commit_unix_micros(),
                 b.commit_unix_micros()});
-  // The batch and the new position in one atomic write.
-  rocksdb::WriteBatch wb(b.data());
+  // The batch and the new position in one atomic write. A former replica's
+  // log also holds its own replication records: those stay behind.
+  rocksdb::WriteBatch wb;
+  if (summary.touches_replication_records) {
+    RecordFilter filter(&wb, {db->db()->DefaultColumnFamily(), db->system()});
+    rocksdb::Status fs = rocksdb::WriteBatch(b.data()).Iterate(&filter);
+    if (!fs.ok()) return FromRocks(fs, context);
+  } else {
+    wb = rocksdb::WriteBatch(b.data());
+  }
   rocksdb::Status rs = wb.Put(db->system(), kReplicaPositionKey,
                               ToProto(id, next).SerializeAsString());
   if (rs.ok()) rs = db->db()->Write(rocksdb::WriteOptions(), &wb);
@@ -731,6 +831,10 @@ Status ReplicaServerImpl::ApplyEvent(const replpb::TenantEvent& e,
   Status s = ValidateId("tenant", id);
   if (!s.ok()) return Status::InvalidArgument("tenant event: " + s.message());
   if (e.kind() == replpb::TenantEvent::DROP) {
+    if (std::shared_ptr<TenantSlot> slot = cluster_->FindSlot(id)) {
+      s = SaveBeforeDiscard(slot, "dropped on the new primary");
+      if (!s.ok()) return s;
+    }
     DropReport report;
     s = cluster_->DropReplicatedTenant(id, &report);
     if (s.IsNotFound()) return Status::OK();  // already gone
@@ -761,6 +865,8 @@ Status ReplicaServerImpl::ApplyEvent(const replpb::TenantEvent& e,
                                  body.created_unix_micros()) {
     // Dropped and created again on the primary while this replica was not
     // told: the old tenant goes (crypto-shred) before the new one arrives.
+    s = SaveBeforeDiscard(existing, "replaced by another tenant of this id");
+    if (!s.ok()) return s;
     DropReport report;
     s = cluster_->DropReplicatedTenant(id, &report);
     {
@@ -897,9 +1003,13 @@ Status ReplicaServerImpl::SeedEnd(TlsChannel* channel,
     p.created = ClusterImpl::BodyOf(*slot).created_unix_micros();
     rocksdb::WriteOptions wo;
     wo.sync = true;
-    s = FromRocks(staged->db()->Put(wo, staged->system(), kReplicaPositionKey,
-                                    ToProto(id, p).SerializeAsString()),
-                  "position of reseeded tenant '" + id + "'");
+    // The sender's own replication records stay behind.
+    rocksdb::WriteBatch records;
+    rocksdb::Status rs = records.Put(staged->system(), kReplicaPositionKey,
+                                     ToProto(id, p).SerializeAsString());
+    if (rs.ok()) rs = records.Delete(staged->system(), kForkPointKey);
+    if (rs.ok()) rs = staged->db()->Write(wo, &records);
+    s = FromRocks(rs, "position of reseeded tenant '" + id + "'");
     if (!s.ok()) return s;
   }
   s = WriteRecordFile((seed_.dir / kSeededMarker).string(), "seeded");
@@ -926,6 +1036,186 @@ Status ReplicaServerImpl::SeedEnd(TlsChannel* channel,
           std::to_string(p.applied_seq) + " (" + std::to_string(files) +
           " files, " + std::to_string(bytes) + " bytes of ciphertext)");
   if (!s.ok()) return s;
+  replpb::Envelope ack;
+  *ack.mutable_ack()->mutable_position() = ToProto(id, p);
+  ack.mutable_ack()->set_seeded(true);
+  return channel->Send(ack);
+}
+
+Status ReplicaServerImpl::SaveBeforeDiscard(
+    const std::shared_ptr<TenantSlot>& slot, const std::string& why) {
+  Status s = LoadPosition(slot);
+  if (!s.ok()) return s;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!positions_[slot->id].rejoining) return Status::OK();
+  }
+  std::string path;
+  uint64_t entries = 0;
+  s = ExportRollback(slot, 0, cluster_->epoch(), &path, &entries);
+  if (!s.ok()) return s;
+  Log("tenant '" + slot->id + "' " + why + ": its data is saved in " + path);
+  return cluster_->RecordAudit(
+      "replication.rollback", TenantTarget(slot->id), Status::OK(),
+      "rejoin: " + why + "; " + std::to_string(entries) +
+          " entries saved to " + path);
+}
+
+Status ReplicaServerImpl::ExportRollback(
+    const std::shared_ptr<TenantSlot>& slot, uint64_t after_seq,
+    uint64_t epoch, std::string* path, uint64_t* entries) {
+  std::shared_ptr<TenantDb> db;
+  Status s = cluster_->Pin(slot, &db);
+  if (!s.ok()) return s;
+  const uint64_t latest = db->db()->GetLatestSequenceNumber();
+  replpb::RollbackHeader header;
+  header.set_tenant(slot->id);
+  header.set_cluster_id(cluster_->cluster_id());
+  header.set_new_primary(cluster_->primary_cluster_id());
+  header.set_epoch(epoch);
+  header.set_fork_seq(after_seq);
+  header.set_local_latest_seq(latest);
+  std::unique_ptr<RollbackWriter> writer;
+  // First choice: the writes themselves, batch by batch, from the log.
+  if (after_seq > 0) {
+    header.set_kind("batches");
+    s = RollbackWriter::Create(cluster_->dir(), header, cluster_->keys(),
+                               cluster_->master_key_id(), &writer);
+    if (!s.ok()) return s;
+    WalTailer tailer(db->db());
+    uint64_t next = after_seq + 1;
+    while (s.ok() && next <= latest) {
+      std::vector<WalBatch> batches;
+      s = tailer.Read(next, size_t{4} << 20, &batches);
+      if (s.ok() && batches.empty()) s = Status::NotFound("gap: empty read");
+      for (WalBatch& b : batches) {
+        if (!s.ok()) break;
+        BatchSummary summary;
+        InspectBatch(b.data, &summary).PermitUncheckedError();
+        replpb::RollbackEntry e;
+        e.set_seq(b.first_seq);
+        e.set_commit_unix_micros(summary.commit_micros);
+        next = b.first_seq + b.count;
+        e.set_batch(std::move(b.data));
+        s = writer->Add(std::move(e));
+      }
+    }
+    if (s.ok()) {
+      *entries = writer->entries();
+      return writer->Finish(path);
+    }
+    if (!IsWalGap(s) && !s.IsNotFound()) return s;
+    writer.reset();  // the log was purged: fall back to the contents
+  }
+  header.set_kind("snapshot");
+  s = RollbackWriter::Create(cluster_->dir(), header, cluster_->keys(),
+                             cluster_->master_key_id(), &writer);
+  if (!s.ok()) return s;
+  std::unique_ptr<rocksdb::Iterator> it(db->db()->NewIterator(
+      rocksdb::ReadOptions(), db->db()->DefaultColumnFamily()));
+  for (it->SeekToFirst(); s.ok() && it->Valid(); it->Next()) {
+    replpb::RollbackEntry e;
+    e.set_key(it->key().ToString());
+    e.set_value(it->value().ToString());
+    s = writer->Add(std::move(e));
+  }
+  if (s.ok() && !it->status().ok()) {
+    s = FromRocks(it->status(), "reading tenant '" + slot->id + "'");
+  }
+  it.reset();
+  if (!s.ok()) return s;
+  *entries = writer->entries();
+  return writer->Finish(path);
+}
+
+Status ReplicaServerImpl::EmptyTenant(const std::shared_ptr<TenantSlot>& slot) {
+  // An empty stage marked complete: the reopen installs it (see
+  // FinishSeedInstall), and RocksDB creates a new database there.
+  const fs::path stage =
+      fs::path(cluster_->dir()) / kTenantsDir / slot->id / kSeedDir;
+  std::error_code ec;
+  fs::remove_all(stage, ec);
+  fs::create_directories(stage, ec);
+  if (ec) return Status::IOError("cannot create " + stage.string());
+  Status s = WriteRecordFile((stage / kSeededMarker).string(), "emptied");
+  if (s.ok()) s = SyncDir(stage.string());
+  if (s.ok()) s = SyncDir(stage.parent_path().string());
+  if (s.ok()) s = cluster_->registry()->Reopen(slot, kInstallWait);
+  return s;
+}
+
+Status ReplicaServerImpl::Reconcile(TlsChannel* channel,
+                                    const replpb::Fork& fork) {
+  const std::string& id = fork.tenant();
+  std::shared_ptr<TenantSlot> slot = cluster_->FindSlot(id);
+  if (slot == nullptr) {
+    return Status::InvalidArgument("fork for tenant '" + id.substr(0, 80) +
+                                   "', which this replica does not hold");
+  }
+  Status s = LoadPosition(slot);
+  if (!s.ok()) return s;
+  Position p;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    p = positions_[id];
+  }
+  if (p.rejoining) {
+    Position next;
+    next.created = p.created;
+    next.epoch = fork.epoch();
+    std::string detail;
+    if (fork.has_fork() && p.local_latest == fork.old_seq()) {
+      // Same history up to the fork: continue in the new primary's
+      // numbering, no reseed.
+      next.applied_seq = fork.local_seq();
+      next.chain = SeedChainHash(fork.local_seq());
+      next.applied_commit = fork.local_commit_unix_micros();
+      detail = "history matches up to sequence " +
+               std::to_string(fork.old_seq()) +
+               "; resumed without a reseed at the new primary's sequence " +
+               std::to_string(fork.local_seq());
+    } else {
+      const uint64_t after = fork.has_fork() ? fork.old_seq() : 0;
+      std::string path;
+      uint64_t entries = 0;
+      if (p.local_latest > after) {
+        s = ExportRollback(slot, after, fork.epoch(), &path, &entries);
+        if (!s.ok()) return s;
+      }
+      s = EmptyTenant(slot);
+      if (!s.ok()) return s;
+      detail = p.local_latest > after
+                   ? std::to_string(p.local_latest - after) +
+                         " sequences written here after the fork (sequence " +
+                         std::to_string(after) + ") saved to " + path + " (" +
+                         std::to_string(entries) + " entries)"
+                   : "behind the fork (sequence " +
+                         std::to_string(p.local_latest) + " < " +
+                         std::to_string(after) + "), nothing to save";
+      detail += "; tenant emptied, taken again from the new primary";
+    }
+    std::shared_ptr<TenantDb> db;
+    s = cluster_->Pin(slot, &db);
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    if (s.ok()) {
+      s = FromRocks(db->db()->Put(wo, db->system(), kReplicaPositionKey,
+                                  ToProto(id, next).SerializeAsString()),
+                    "position of tenant '" + id + "'");
+    }
+    if (!s.ok()) return s;
+    next.primary_seq = next.applied_seq;
+    next.primary_commit = next.applied_commit;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      positions_[id] = next;
+      p = next;
+    }
+    Log("tenant '" + id + "' rejoined: " + detail);
+    s = cluster_->RecordAudit("replication.rejoin", TenantTarget(id),
+                              Status::OK(), detail);
+    if (!s.ok()) return s;
+  }
   replpb::Envelope ack;
   *ack.mutable_ack()->mutable_position() = ToProto(id, p);
   ack.mutable_ack()->set_seeded(true);

@@ -10,6 +10,7 @@
 #include "engine/clock.h"
 #include "engine/cluster_impl.h"
 #include "replication/batch_inspect.h"
+#include "rocksdb/db.h"
 #include "replication/chain.h"
 #include "replication/status_file.h"
 #include "replication/tls_channel.h"
@@ -218,6 +219,10 @@ Status Shipper::Session() {
       st.sent_chain = p.chain_hash();
       st.on_replica = true;
       st.incarnation = p.tenant_created_unix_micros();
+      if (p.rejoining()) {
+        st.fork_pending = true;
+        st.reseeding = true;  // no data until the fork is reconciled
+      }
       changed_.insert(p.tenant());  // dropped here? then DROP there
     }
     for (const auto& slot : slots) {
@@ -240,6 +245,7 @@ Status Shipper::Session() {
   auto last_send = std::chrono::steady_clock::now();
   while (!stopping()) {
     s = SendEvents(channel.get());
+    if (s.ok()) s = SendForks(channel.get());
     if (!s.ok()) return s;
 
     std::vector<std::string> todo;
@@ -363,6 +369,53 @@ Status Shipper::SendEvents(TlsChannel* channel) {
       streams_[id].on_replica = true;
       streams_[id].incarnation = body.created_unix_micros();
     }
+  }
+  return Status::OK();
+}
+
+Status Shipper::SendForks(TlsChannel* channel) {
+  std::vector<std::string> ids;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [id, st] : streams_) {
+      if (st.fork_pending && st.on_replica) ids.push_back(id);
+    }
+  }
+  for (const std::string& id : ids) {
+    std::shared_ptr<TenantSlot> slot = cluster_->FindSlot(id);
+    if (slot == nullptr) continue;  // a DROP went instead
+    std::shared_ptr<TenantDb> db;
+    Status s = cluster_->Pin(slot, &db);  // an open records the fork point
+    if (!s.ok()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      last_error_ = "tenant '" + id + "': " + s.ToString();
+      continue;
+    }
+    replpb::Envelope message;
+    replpb::Fork* f = message.mutable_fork();
+    f->set_tenant(id);
+    f->set_epoch(cluster_->epoch());
+    std::string value;
+    replpb::ForkPoint fork;
+    std::string peer;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      peer = peer_cluster_id_;
+    }
+    rocksdb::Status rs = db->db()->Get(rocksdb::ReadOptions(), db->system(),
+                                       kForkPointKey, &value);
+    if (rs.ok() && fork.ParseFromString(value) &&
+        fork.former_primary() == peer) {
+      f->set_has_fork(true);
+      f->set_old_seq(fork.old_seq());
+      f->set_local_seq(fork.local_seq());
+      f->set_local_commit_unix_micros(fork.old_commit_unix_micros());
+    }
+    db.reset();
+    s = channel->Send(message);
+    if (!s.ok()) return s;
+    std::lock_guard<std::mutex> lock(mu_);
+    streams_[id].fork_pending = false;  // the answer is a seeded ack
   }
   return Status::OK();
 }

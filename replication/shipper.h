@@ -84,6 +84,7 @@ class Shipper {
     uint64_t last_commit = 0;  // of the last batch read (stamp fallback)
     bool reseeding = false;    // waiting for the replica to install a seed
     bool on_replica = false;   // the replica holds the tenant
+    bool fork_pending = false;  // a rejoining replica waits for a Fork
     uint64_t incarnation = 0;  // creation time of the tenant streamed
     uint64_t reseeds = 0;
   };
@@ -93,6 +94,8 @@ class Shipper {
   Status Session();
   Status Handshake(TlsChannel* channel, replpb::HelloReply* reply);
   Status SendEvents(TlsChannel* channel);
+  // Tells a rejoining former primary each tenant's fork point.
+  Status SendForks(TlsChannel* channel);
   // Ships what tenant `id` has beyond what was sent. *more: call again.
   Status ShipTenant(TlsChannel* channel, const std::string& id, bool* more);
   Status Reseed(TlsChannel* channel, const std::shared_ptr<TenantSlot>& slot,

@@ -19,6 +19,8 @@
 
 #include "coffer/cluster.h"
 #include "coffer/replication.h"
+#include "replication/rollback.h"
+#include "rocksdb/write_batch.h"
 #include "tools/cli_common.h"
 #include "tools/commands.h"
 
@@ -534,6 +536,212 @@ void RegisterReceipt(CLI::App* replication, Runner* run) {
   });
 }
 
+void RegisterRejoin(CLI::App* app, Runner* run) {
+  struct Args {
+    ClusterArgs cluster;
+    std::string primary;
+  };
+  auto args = std::make_shared<Args>();
+  CLI::App* cmd = app->add_subcommand(
+      "rejoin",
+      "Makes a former primary (typically fenced after a failover) a replica "
+      "of the new primary; then run 'coffer replica serve' on it and let the "
+      "new primary ship to it. When the new primary connects, each tenant is "
+      "reconciled against its fork point: a tenant whose history ends "
+      "exactly there resumes without a reseed; one with writes beyond it "
+      "has them saved to an encrypted rollback file (see 'coffer rollback'), "
+      "is emptied and is taken again from the new primary. Nothing is "
+      "discarded silently.");
+  AddClusterArgs(cmd, &args->cluster);
+  cmd->add_option("--primary-id", args->primary, "Cluster id of the new primary")
+      ->type_name("ID")
+      ->required();
+  OnRun(cmd, run, [args] {
+    std::unique_ptr<Cluster> cluster;
+    Status s = OpenCluster(args->cluster, &cluster);
+    if (s.ok()) s = cluster->Rejoin(args->primary);
+    if (!s.ok()) return Fail("rejoin", s);
+    const ClusterInfo info = cluster->Describe();
+    std::printf(
+        "cluster %s is now a replica of %s (it was a primary at epoch %llu); "
+        "start 'coffer replica serve' on it\n",
+        info.cluster_id.c_str(), args->primary.c_str(),
+        static_cast<unsigned long long>(info.epoch));
+    return kExitOk;
+  });
+}
+
+// Prints one write batch's operations as JSON lines.
+class BatchPrinter : public rocksdb::WriteBatch::Handler {
+ public:
+  BatchPrinter(uint64_t seq, uint64_t commit) : seq_(seq), commit_(commit) {}
+  rocksdb::Status PutCF(uint32_t cf, const rocksdb::Slice& key,
+                        const rocksdb::Slice& value) override {
+    if (cf == 0) Print("put", key, &value);
+    return rocksdb::Status::OK();
+  }
+  rocksdb::Status DeleteCF(uint32_t cf, const rocksdb::Slice& key) override {
+    if (cf == 0) Print("delete", key, nullptr);
+    return rocksdb::Status::OK();
+  }
+  rocksdb::Status SingleDeleteCF(uint32_t cf,
+                                 const rocksdb::Slice& key) override {
+    if (cf == 0) Print("delete", key, nullptr);
+    return rocksdb::Status::OK();
+  }
+  rocksdb::Status DeleteRangeCF(uint32_t cf, const rocksdb::Slice& begin,
+                                const rocksdb::Slice& end) override {
+    if (cf == 0) Print("delete_range", begin, &end);
+    return rocksdb::Status::OK();
+  }
+  rocksdb::Status MergeCF(uint32_t, const rocksdb::Slice&,
+                          const rocksdb::Slice&) override {
+    return rocksdb::Status::OK();
+  }
+  uint64_t ops() const { return ops_; }
+
+ private:
+  void Print(const char* op, const rocksdb::Slice& key,
+             const rocksdb::Slice* value) {
+    JsonObject o;
+    o.AddNumber("seq", seq_ + ops_)
+        .AddNumber("commit_unix_micros", commit_)
+        .AddString("op", op)
+        .AddString("key", std::string_view(key.data(), key.size()));
+    if (value != nullptr) {
+      o.AddString(std::string(op) == "delete_range" ? "end" : "value",
+                  std::string_view(value->data(), value->size()));
+    }
+    std::printf("%s\n", o.str().c_str());
+    ops_++;
+  }
+  uint64_t seq_;
+  uint64_t commit_;
+  uint64_t ops_ = 0;
+};
+
+void RegisterRollback(CLI::App* app, Runner* run) {
+  struct Args {
+    ClusterArgs cluster;
+    std::string data;
+    std::string tenant;
+    std::string file;
+    bool json = false;
+  };
+  CLI::App* rollback = app->add_subcommand(
+      "rollback",
+      "Reads the rollback files a rejoin wrote: rollback show | export.");
+  rollback->require_subcommand(1);
+
+  auto show = std::make_shared<Args>();
+  CLI::App* cmd = rollback->add_subcommand(
+      "show",
+      "Lists the rollback files in DIR/rollback (no key needed): per file "
+      "the tenant, the new primary and its epoch, the fork sequence, the "
+      "kind ('batches': the writes after the fork, from the log; "
+      "'snapshot': the tenant's whole contents, when its log no longer held "
+      "them) and when it was written.");
+  cmd->add_option("--data", show->data, "Data directory")
+      ->envname("COFFER_DATA")
+      ->required();
+  cmd->add_option("--tenant", show->tenant, "Only this tenant's files")
+      ->type_name("T");
+  cmd->add_flag("--json", show->json, "Print a JSON array");
+  OnRun(cmd, run, [show] {
+    std::vector<RollbackFileInfo> files;
+    Status s = ListRollbackFiles(show->data, show->tenant, &files);
+    if (!s.ok()) return Fail("rollback show", s);
+    if (show->json) {
+      std::string out = "[";
+      for (size_t i = 0; i < files.size(); ++i) {
+        const replpb::RollbackHeader& h = files[i].header;
+        out += (i ? "," : "") +
+               JsonObject()
+                   .AddString("file", files[i].path)
+                   .AddString("tenant", h.tenant())
+                   .AddString("cluster_id", h.cluster_id())
+                   .AddString("new_primary", h.new_primary())
+                   .AddNumber("epoch", h.epoch())
+                   .AddNumber("fork_seq", h.fork_seq())
+                   .AddNumber("local_latest_seq", h.local_latest_seq())
+                   .AddString("kind", h.kind())
+                   .AddNumber("created_unix_micros", h.created_unix_micros())
+                   .str();
+      }
+      std::printf("%s]\n", out.c_str());
+      return kExitOk;
+    }
+    if (files.empty()) std::printf("no rollback files\n");
+    for (const RollbackFileInfo& f : files) {
+      const replpb::RollbackHeader& h = f.header;
+      std::printf(
+          "%s\n  tenant %s, written %s by %s rejoining %s (epoch %llu): %s "
+          "after sequence %llu (up to %llu)\n",
+          f.path.c_str(), h.tenant().c_str(),
+          FormatUnixMicrosExact(h.created_unix_micros()).c_str(),
+          h.cluster_id().c_str(), h.new_primary().c_str(),
+          static_cast<unsigned long long>(h.epoch()),
+          h.kind() == "batches" ? "the writes"
+                                : "a snapshot of the contents (log purged)",
+          static_cast<unsigned long long>(h.fork_seq()),
+          static_cast<unsigned long long>(h.local_latest_seq()));
+    }
+    return kExitOk;
+  });
+
+  auto exp = std::make_shared<Args>();
+  cmd = rollback->add_subcommand(
+      "export",
+      "Decrypts a tenant's rollback files (or one --file) and prints every "
+      "write in them as JSON lines on stdout: seq, commit time, op (put, "
+      "delete, delete_range; or record for a snapshot), key and value. The "
+      "output holds the tenant's data in plaintext: direct it somewhere "
+      "safe. Needs the master key.");
+  AddClusterArgs(cmd, &exp->cluster);
+  cmd->add_option("--tenant", exp->tenant, "Tenant id")
+      ->type_name("T")
+      ->required();
+  cmd->add_option("--file", exp->file, "Only this rollback file")
+      ->type_name("FILE");
+  OnRun(cmd, run, [exp] {
+    std::shared_ptr<KeyProvider> keys;
+    Status s = OpenKeyProvider(exp->cluster, &keys);
+    std::vector<RollbackFileInfo> files;
+    if (s.ok()) s = ListRollbackFiles(exp->cluster.data, exp->tenant, &files);
+    if (!s.ok()) return Fail("rollback export", s);
+    if (files.empty()) {
+      return FailWith("rollback export",
+                      "no rollback files of tenant '" + exp->tenant + "'");
+    }
+    for (const RollbackFileInfo& f : files) {
+      if (!exp->file.empty() && f.path != exp->file &&
+          f.path.substr(f.path.rfind('/') + 1) != exp->file) {
+        continue;
+      }
+      s = ReadRollbackFile(f.path, keys.get(),
+                           [&](const replpb::RollbackEntry& e) {
+                             if (!e.batch().empty()) {
+                               rocksdb::WriteBatch batch(e.batch());
+                               BatchPrinter printer(e.seq(),
+                                                    e.commit_unix_micros());
+                               batch.Iterate(&printer).PermitUncheckedError();
+                               return;
+                             }
+                             std::printf(
+                                 "%s\n",
+                                 JsonObject()
+                                     .AddString("op", "record")
+                                     .AddString("key", e.key())
+                                     .AddString("value", e.value())
+                                     .str()
+                                     .c_str());
+                           });
+      if (!s.ok()) return Fail("rollback export", s);
+    }
+    return kExitOk;
+  });
+}
+
 }  // namespace
 
 void RegisterReplicationCommands(CLI::App* app, Runner* run) {
@@ -548,6 +756,8 @@ void RegisterReplicationCommands(CLI::App* app, Runner* run) {
   RegisterReceipt(replication, run);
   RegisterMetrics(app, run);
   RegisterPromote(app, run);
+  RegisterRejoin(app, run);
+  RegisterRollback(app, run);
 }
 
 }  // namespace coffer::cli

@@ -221,6 +221,15 @@ class Cluster {
   // and the audit trail. InvalidArgument if it is not a replica.
   virtual Status Promote(PromotionReport* report) = 0;
 
+  // Makes this former primary (typically fenced after a failover) a replica
+  // of `new_primary`. When the new primary connects, each tenant is
+  // reconciled: one whose history ends exactly at the new primary's fork
+  // point resumes without a reseed; one with writes beyond it has them
+  // exported to an encrypted rollback file (DIR/rollback/, see `coffer
+  // rollback`), is emptied and taken again from the new primary. Nothing is
+  // discarded silently. InvalidArgument if already a replica.
+  virtual Status Rejoin(const std::string& new_primary) = 0;
+
  protected:
   Cluster() = default;
 };

@@ -89,6 +89,7 @@ struct Options {
   size_t value_size = 100;
   int tenants = 4;
   int threads = 2;
+  int batch = 1;
   uint64_t num = 1000000;
   double lag_seconds = 10;
   double outage_seconds = 60;
@@ -519,18 +520,20 @@ struct alignas(64) Counter {
   std::atomic<uint64_t> ops{0};
 };
 
-// One writer: random keys of [0, --num) to uniformly chosen tenants; at
-// `rate` writes/s (0: as fast as it can) until `stop`.
+// One writer: random keys of [0, --num) to uniformly chosen tenants, --batch
+// Puts per atomic write; at `rate` Puts/s (0: as fast as it can) until
+// `stop`.
 Status WriterLoop(const Pair& pair, const Options& o, int thread, double rate,
                   Clock::time_point t0, const std::atomic<bool>& stop,
                   WriteTracker* tracker, Counter* counter) {
   Random rng(o.seed * 7919 + thread);
   ValueGenerator values(o.seed + thread);
   char key[kKeyLen];
-  uint64_t ops = 0;
+  WriteBatch batch;
+  uint64_t ops = 0, writes = 0;
   while (!stop.load(std::memory_order_relaxed)) {
     if (rate > 0) {
-      const double ahead = (ops + 1) / rate - Since(t0);
+      const double ahead = (ops + o.batch) / rate - Since(t0);
       if (ahead > 0) {
         std::this_thread::sleep_for(
             std::chrono::duration<double>(std::min(ahead, 0.01)));
@@ -538,11 +541,21 @@ Status WriterLoop(const Pair& pair, const Options& o, int thread, double rate,
       }
     }
     const int t = static_cast<int>(rng.Uniform(o.tenants));
-    FormatKey(rng.Uniform(o.num), key);
-    const bool track = tracker != nullptr && ops % kTrackEvery == 0;
+    const bool track = tracker != nullptr && writes++ % kTrackEvery == 0;
     const Clock::time_point start = track ? Clock::now() : Clock::time_point();
-    Status s = pair.tenant(t)->Put(WriteOptions(), std::string_view(key, kKeyLen),
-                                   values.Next(o.value_size));
+    Status s;
+    if (o.batch == 1) {
+      FormatKey(rng.Uniform(o.num), key);
+      s = pair.tenant(t)->Put(WriteOptions(), std::string_view(key, kKeyLen),
+                              values.Next(o.value_size));
+    } else {
+      batch.Clear();
+      for (int i = 0; i < o.batch; ++i) {
+        FormatKey(rng.Uniform(o.num), key);
+        batch.Put(std::string_view(key, kKeyLen), values.Next(o.value_size));
+      }
+      s = pair.tenant(t)->Write(WriteOptions(), batch);
+    }
     if (!s.ok()) return s;
     if (track) {
       std::shared_ptr<const Snapshot> snap;
@@ -550,7 +563,8 @@ Status WriterLoop(const Pair& pair, const Options& o, int thread, double rate,
         tracker->Add(t, snap->sequence(), start);
       }
     }
-    counter->ops.store(++ops, std::memory_order_relaxed);
+    ops += o.batch;
+    counter->ops.store(ops, std::memory_order_relaxed);
   }
   return Status::OK();
 }
@@ -743,6 +757,10 @@ int Main(int argc, char** argv) {
   app.add_option("--tenants", o.tenants, "tenants; each Put picks one at random")
       ->capture_default_str();
   app.add_option("--threads", o.threads, "writer threads")->capture_default_str();
+  app.add_option("--batch", o.batch,
+                 "Puts per atomic write (Tenant::Write); 1: single Puts. "
+                 "Rates and ops/sec count Puts")
+      ->capture_default_str();
   app.add_option("--num", o.num, "random keys are drawn from [0, num) per tenant")
       ->capture_default_str();
   app.add_option("--lag-seconds", o.lag_seconds,
@@ -774,11 +792,11 @@ int Main(int argc, char** argv) {
     return app.exit(e) == 0 ? 0 : 2;
   }
   if (o.seconds <= 0 || o.rounds < 1 || o.tenants < 1 || o.threads < 1 ||
-      o.num < 1 || o.lag_seconds <= 0 || o.outage_seconds <= 0 ||
+      o.batch < 1 || o.num < 1 || o.lag_seconds <= 0 || o.outage_seconds <= 0 ||
       o.sample_ms < 1) {
     std::cerr << "replication-bench: bad options: need --seconds, "
                  "--lag-seconds, --outage-seconds > 0 and --rounds, "
-                 "--tenants, --threads, --num, --sample-ms >= 1\n";
+                 "--tenants, --threads, --batch, --num, --sample-ms >= 1\n";
     return 2;
   }
   if (o.pin && (!o.replica_process || CpuCount() < 2)) {
@@ -824,10 +842,11 @@ int Main(int argc, char** argv) {
                           : "replica in this process (ReplicaServer)";
   line("replication-bench: %s, %d CPUs; %s on 127.0.0.1, mutual TLS 1.3",
        CpuModel().c_str(), CpuCount(), where);
-  line("options: %zu B values, 16 B keys, %d tenants, %d threads; %d rounds of "
-       "%.1f s; lag runs %.1f s; outage %.1f s; status every %d ms",
-       o.value_size, o.tenants, o.threads, o.rounds, o.seconds, o.lag_seconds,
-       o.outage_seconds, o.sample_ms);
+  line("options: %zu B values, 16 B keys, %d Put(s) per write, %d tenants, %d "
+       "threads; %d rounds of %.1f s; lag runs %.1f s; outage %.1f s; status "
+       "every %d ms",
+       o.value_size, o.batch, o.tenants, o.threads, o.rounds, o.seconds,
+       o.lag_seconds, o.outage_seconds, o.sample_ms);
 
   // 1. Throughput, off vs on.
   std::vector<ThroughputRound> rounds(o.rounds);
@@ -930,7 +949,8 @@ int Main(int argc, char** argv) {
       << JsonString(o.pin ? "process-pinned"
                           : o.replica_process ? "process" : "in-process")
       << ", \"value_size\": " << o.value_size << ", \"tenants\": " << o.tenants
-      << ", \"threads\": " << o.threads << ", \"seconds\": " << JsonNumber(o.seconds)
+      << ", \"threads\": " << o.threads << ", \"batch\": " << o.batch
+      << ", \"seconds\": " << JsonNumber(o.seconds)
       << ", \"rounds\": " << o.rounds
       << ", \"lag_seconds\": " << JsonNumber(o.lag_seconds)
       << ", \"outage_seconds\": " << JsonNumber(o.outage_seconds)

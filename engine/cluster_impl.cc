@@ -191,6 +191,7 @@ Status ClusterImpl::Init(const std::string& dir, const ClusterOptions* create,
 
   replica_ = catalog_->cluster().role() == "replica";
   fenced_ = catalog_->cluster().fenced();
+  switching_ = !catalog_->cluster().switchover_to().empty();
   OpenOptions effective = open_options;
   const bool shipping = !open_options.replication.replica_address.empty();
   if (shipping && replica_) {

@@ -64,6 +64,13 @@ class ClusterImpl final : public Cluster {
   Status GetReplicationStatus(ReplicationStatus* status) override;
   Status Promote(PromotionReport* report) override;
   Status Rejoin(const std::string& new_primary) override;
+  Status Switchover(SwitchoverReport* report) override;
+  // Switchover steps (the shipper drives them): writes stop and the target
+  // is recorded; then, once the target is the primary at `epoch`, this
+  // cluster becomes its replica.
+  Status BeginSwitchover(const std::string& target);
+  Status FinishSwitchover(const std::string& target, uint64_t epoch);
+  std::string switchover_to() const;
 
   // For tenant handles: the open database of `slot`. KeyRevoked while the
   // tenant is revoked or its master key is unavailable.
@@ -209,6 +216,7 @@ class ClusterImpl final : public Cluster {
 
   std::atomic<bool> replica_{false};
   std::atomic<bool> fenced_{false};
+  std::atomic<bool> switching_{false};  // a switchover stopped writes
   std::function<Status(PromotionReport*)> promote_handler_;  // status_source_mu_
   uint64_t wal_retention_seconds_ = 0;
   uint64_t rpo_bound_ms_ = 0;  // cluster-wide default

@@ -14,6 +14,7 @@
 #include "replication/admin_channel.h"
 #include "replication/batch_inspect.h"
 #include "replication/proto/replication.pb.h"
+#include "replication/shipper.h"
 
 namespace coffer {
 
@@ -293,6 +294,111 @@ uint64_t ClusterImpl::rejoin_from_epoch() const {
 std::string ClusterImpl::master_key_id() const {
   std::lock_guard<std::mutex> lock(mu_);
   return catalog_->master_key_id();
+}
+
+Status ClusterImpl::Switchover(SwitchoverReport* report) {
+  SwitchoverReport local;
+  SwitchoverReport* r = report != nullptr ? report : &local;
+  Status s;
+  if (replica_.load()) {
+    s = Status::InvalidArgument("cluster '" + catalog_->cluster_id() +
+                                "' is a replica; switch over from its primary");
+  } else if (shipper_ == nullptr) {
+    s = Status::InvalidArgument(
+        "cluster '" + catalog_->cluster_id() +
+        "' does not ship to a replica (OpenOptions::replication)");
+  } else if (fenced_.load()) {
+    s = Status::Fenced("cluster '" + catalog_->cluster_id() +
+                       "' is fenced; it cannot hand over");
+  } else {
+    s = shipper_->Switchover(r);
+  }
+  return Audit("replication.switchover",
+               "cluster:" + (r->new_primary.empty() ? std::string("?")
+                                                    : r->new_primary),
+               s,
+               "planned switchover: '" + r->new_primary +
+                   "' primary at epoch " + std::to_string(r->new_epoch) +
+                   ", writes paused " +
+                   std::to_string(r->write_pause_micros / 1000) + " ms, " +
+                   std::to_string(r->tenants) + " tenants");
+}
+
+Status ClusterImpl::BeginSwitchover(const std::string& target) {
+  Status s;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    catalogpb::ClusterBody body = catalog_->cluster();
+    if (body.switchover_to() == target) {
+      switching_ = true;
+      return Status::OK();  // a retry
+    }
+    if (!body.switchover_to().empty()) {
+      return Status::InvalidArgument("a switchover to '" +
+                                     body.switchover_to() +
+                                     "' is under way; retry it");
+    }
+    body.set_switchover_to(target);
+    switching_ = true;  // writes stop now
+    s = catalog_->SaveCluster(body);
+    if (!s.ok()) switching_ = false;
+  }
+  return Audit("replication.switchover_begin", "cluster:" + target, s,
+               "writes stopped; shipping everything to '" + target + "'");
+}
+
+Status ClusterImpl::FinishSwitchover(const std::string& target,
+                                     uint64_t epoch) {
+  Status s;
+  uint64_t old = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    catalogpb::ClusterBody body = catalog_->cluster();
+    old = body.epoch();
+    body.set_role("replica");
+    body.set_primary_cluster_id(target);
+    body.set_epoch(std::max(epoch, old));
+    body.set_rejoin_from_epoch(old);
+    body.set_switchover_to("");
+    body.set_fenced(false);
+    body.set_promoted_unix_micros(0);
+    s = catalog_->SaveCluster(body);
+    if (s.ok()) {
+      replica_ = true;
+      switching_ = false;
+    }
+  }
+  return Audit("replication.switchover_done", "cluster:" + target, s,
+               "now a replica of '" + target + "' at epoch " +
+                   std::to_string(epoch) + " (was primary at " +
+                   std::to_string(old) + ")");
+}
+
+std::string ClusterImpl::switchover_to() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return catalog_->cluster().switchover_to();
+}
+
+Status SwitchoverPrimary(const std::string& data_dir, const std::string& actor,
+                         SwitchoverReport* report) {
+  replpb::AdminRequest request;
+  request.set_command("switchover");
+  request.set_actor(actor);
+  replpb::AdminResponse response;
+  Status s = AdminCall(data_dir, request, &response, kPromoteTimeoutMs * 2);
+  if (s.IsNotFound()) {
+    return Status::NotFound("no process running the primary in " + data_dir +
+                            " (with replication configured) to switch over");
+  }
+  if (!s.ok()) return s;
+  if (!response.ok()) {
+    return Status::IOError("the switchover failed: " + response.error());
+  }
+  report->new_primary = response.new_primary();
+  report->new_epoch = response.new_epoch();
+  report->write_pause_micros = response.write_pause_micros();
+  report->tenants = response.tenants();
+  return Status::OK();
 }
 
 Status ClusterImpl::Fence(uint64_t epoch, const std::string& by,

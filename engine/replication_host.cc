@@ -63,6 +63,12 @@ Status FinishSeedInstall(const std::string& tenant_dir) {
 }
 
 Status ClusterImpl::CheckWritable() const {
+  if (switching_.load()) {
+    return Status::Fenced("cluster '" + catalog_->cluster_id() +
+                          "' is switching over to '" + switchover_to() +
+                          "' and takes no writes (retrying the switchover "
+                          "completes it)");
+  }
   if (fenced_.load()) {
     std::lock_guard<std::mutex> lock(mu_);
     const catalogpb::ClusterBody& b = catalog_->cluster();

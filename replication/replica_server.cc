@@ -188,6 +188,10 @@ class ReplicaServerImpl final : public ReplicaServer {
   Status SeedChunk(const replpb::SeedChunk& chunk);
   Status SeedEnd(TlsChannel* channel, const replpb::SeedEnd& end);
   Status Reconcile(TlsChannel* channel, const replpb::Fork& fork);
+  // A planned switchover: promotes if every tenant is at the primary's
+  // final sequence, and answers.
+  Status PromoteBySwitchover(TlsChannel* channel,
+                             const replpb::Promote& request);
   // Writes the tenant's writes after `after_seq` (or, if its log no longer
   // holds them, its whole contents) to a rollback file.
   Status ExportRollback(const std::shared_ptr<TenantSlot>& slot,
@@ -219,6 +223,7 @@ class ReplicaServerImpl final : public ReplicaServer {
   std::unique_ptr<AdminListener> admin_;
   bool stopped_ = false;
   std::atomic<bool> promoting_{false};
+  bool promoted_by_switchover_ = false;  // session thread only
   std::mutex session_mu_;  // starting and joining session_thread_
 
   std::mutex mu_;
@@ -513,6 +518,16 @@ void ReplicaServerImpl::Serve(std::unique_ptr<TlsChannel> channel,
   }
   Log("primary '" + primary + "' connected");
   Status s = Session(channel.get(), primary);
+  if (promoted_by_switchover_) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      connected_ = false;
+    }
+    Log("switchover: this cluster is now the primary; '" + primary +
+        "' becomes its replica");
+    if (options_.on_promoted) options_.on_promoted();
+    return;
+  }
   AbandonSeed();
   // Whatever was applied is made durable before anyone is told of it.
   Status f = FlushAcks(nullptr);
@@ -603,6 +618,12 @@ Status ReplicaServerImpl::Session(TlsChannel* channel,
         s = SeedEnd(channel, message.seed_end());
         break;
       case replpb::Envelope::kHeartbeat:
+        break;
+      case replpb::Envelope::kPromote:
+        s = FlushAcks(channel);
+        applied = 0;
+        if (s.ok()) s = PromoteBySwitchover(channel, message.promote());
+        if (s.ok() && promoted_by_switchover_) return Status::OK();
         break;
       case replpb::Envelope::kFork:
         s = FlushAcks(channel);
@@ -1142,6 +1163,60 @@ Status ReplicaServerImpl::EmptyTenant(const std::shared_ptr<TenantSlot>& slot) {
   if (s.ok()) s = SyncDir(stage.parent_path().string());
   if (s.ok()) s = cluster_->registry()->Reopen(slot, kInstallWait);
   return s;
+}
+
+Status ReplicaServerImpl::PromoteBySwitchover(TlsChannel* channel,
+                                              const replpb::Promote& request) {
+  replpb::Envelope answer;
+  replpb::PromoteReply* reply = answer.mutable_promote_reply();
+  std::string refusal;
+  std::vector<TenantLossReceipt> receipts;
+  for (const replpb::TenantPosition& final : request.finals()) {
+    std::shared_ptr<TenantSlot> slot = cluster_->FindSlot(final.tenant());
+    Status s = slot == nullptr
+                   ? Status::NotFound("tenant '" + final.tenant() +
+                                      "' is not on this replica")
+                   : LoadPosition(slot);
+    if (!s.ok()) {
+      refusal = s.ToString();
+      break;
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    const Position& p = positions_[final.tenant()];
+    if (p.applied_seq != final.applied_seq() || p.reseeding || p.rejoining) {
+      refusal = "tenant '" + final.tenant() + "' is at sequence " +
+                std::to_string(p.applied_seq) + ", the primary's final is " +
+                std::to_string(final.applied_seq());
+      break;
+    }
+    TenantLossReceipt r;
+    r.tenant = final.tenant();
+    r.promoted_at_seq = p.applied_seq;
+    r.promoted_at_commit_unix_micros = p.applied_commit;
+    r.primary_seq_heard = p.applied_seq;
+    r.primary_commit_heard_unix_micros = p.applied_commit;
+    receipts.push_back(std::move(r));
+  }
+  if (refusal.empty()) {
+    promoting_ = true;
+    PromotionReport report;
+    Status s = cluster_->FinishPromotion(std::move(receipts), "switchover",
+                                         &report);
+    promoting_ = false;
+    if (s.ok()) {
+      reply->set_ok(true);
+      reply->set_epoch(report.new_epoch);
+      promoted_by_switchover_ = true;
+    } else {
+      refusal = s.ToString();
+    }
+  }
+  if (!refusal.empty()) {
+    reply->set_ok(false);
+    reply->set_reason(refusal);
+    Log("switchover refused: " + refusal);
+  }
+  return channel->Send(answer);
 }
 
 Status ReplicaServerImpl::Reconcile(TlsChannel* channel,

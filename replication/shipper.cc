@@ -9,6 +9,7 @@
 
 #include "engine/clock.h"
 #include "engine/cluster_impl.h"
+#include "replication/admin_channel.h"
 #include "replication/batch_inspect.h"
 #include "rocksdb/db.h"
 #include "replication/chain.h"
@@ -48,11 +49,24 @@ Status Shipper::Start() {
   if (!s.ok()) return s;
   status_writer_ = std::make_unique<StatusFileWriter>(
       cluster_->dir(), [this](ReplicationStatus* st) { FillStatus(st); });
+  // `coffer switchover` reaches this process here.
+  s = AdminListener::Start(
+      cluster_->dir(),
+      [this](const replpb::AdminRequest& request,
+             replpb::AdminResponse* response) {
+        HandleAdmin(request, response);
+      },
+      &admin_);
+  if (!s.ok()) {
+    status_writer_.reset();
+    return s;
+  }
   thread_ = std::thread([this] { Run(); });
   return Status::OK();
 }
 
 void Shipper::Stop() {
+  admin_.reset();
   stop_ = true;
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
@@ -101,6 +115,12 @@ void Shipper::SetConnection(const std::string& state,
 void Shipper::Run() {
   int delay = std::max<uint32_t>(options_.reconnect_delay_ms, 10);
   while (!stopping()) {
+    if (cluster_->is_replica()) {
+      SetConnection("switched-over", "");  // the replica is the primary now
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [this] { return stopping(); });
+      break;
+    }
     if (cluster_->fenced()) {
       // A fenced primary ships nothing: its replica has moved on.
       SetConnection("fenced", "");
@@ -152,6 +172,16 @@ Status Shipper::Handshake(TlsChannel* channel, replpb::HelloReply* reply) {
         "replica answered the hello with another message");
   }
   *reply = answer.hello_reply();
+  if (reply->has_replica() && reply->replica().epoch() > cluster_->epoch() &&
+      reply->replica().role() == "primary" &&
+      cluster_->switchover_to() == reply->replica().cluster_id()) {
+    // A switchover whose answer was lost: the target did become primary.
+    Status s = cluster_->FinishSwitchover(reply->replica().cluster_id(),
+                                          reply->replica().epoch());
+    if (!s.ok()) return s;
+    return Status::IOError("switched over to '" +
+                           reply->replica().cluster_id() + "'");
+  }
   if (reply->has_replica() && reply->replica().epoch() > cluster_->epoch()) {
     // Someone was promoted past this primary: stop taking writes at once.
     const replpb::Hello& peer = reply->replica();
@@ -243,9 +273,10 @@ Status Shipper::Session() {
       .PermitUncheckedError();
 
   auto last_send = std::chrono::steady_clock::now();
-  while (!stopping()) {
+  while (!stopping() && !cluster_->is_replica()) {
     s = SendEvents(channel.get());
     if (s.ok()) s = SendForks(channel.get());
+    if (s.ok()) s = SendPromote(channel.get());
     if (!s.ok()) return s;
 
     std::vector<std::string> todo;
@@ -621,6 +652,15 @@ Status Shipper::Reseed(TlsChannel* channel,
 }
 
 Status Shipper::HandleMessage(const replpb::Envelope& message) {
+  if (message.has_promote_reply()) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      promote_reply_ = message.promote_reply();
+      promote_state_ = PromoteState::kDone;
+    }
+    cv_.notify_all();
+    return Status::OK();
+  }
   if (message.has_error()) {
     return Status::IOError("replica closed the connection: " +
                            message.error().reason());
@@ -655,6 +695,139 @@ Status Shipper::HandleMessage(const replpb::Envelope& message) {
   }
   UpdateUnackedSince(p.tenant(), st);
   return Status::OK();
+}
+
+Status Shipper::SendPromote(TlsChannel* channel) {
+  replpb::Envelope message;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (promote_state_ != PromoteState::kPending) return Status::OK();
+    *message.mutable_promote() = promote_request_;
+    promote_state_ = PromoteState::kSent;
+  }
+  return channel->Send(message);
+}
+
+Status Shipper::Switchover(SwitchoverReport* report) {
+  std::lock_guard<std::mutex> one(switchover_mu_);
+  const auto start = std::chrono::steady_clock::now();
+  std::string target;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!connected_) {
+      return Status::IOError(
+          "not connected to the replica (" + connection_ +
+          (last_error_.empty() ? "" : ": " + last_error_) +
+          "); a planned switchover needs it");
+    }
+    target = peer_cluster_id_;
+  }
+  report->old_primary = cluster_->cluster_id();
+  report->new_primary = target;
+  Status s = cluster_->BeginSwitchover(target);
+  if (!s.ok()) return s;
+  // Writes have stopped: find each tenant's final sequence and wait until
+  // the replica has applied exactly that. Computed twice, so a write that
+  // passed its check just before the stop is included.
+  const auto deadline = start + std::chrono::seconds(60);
+  std::map<std::string, uint64_t> finals;
+  for (int pass = 0; pass < 2; ++pass) {
+    finals.clear();
+    for (const auto& slot : cluster_->LiveSlots()) {
+      std::shared_ptr<TenantDb> db;
+      s = cluster_->Pin(slot, &db);
+      if (!s.ok()) return s;
+      finals[slot->id] = db->db()->GetLatestSequenceNumber();
+      NotifyTenantChanged(slot->id);
+    }
+    for (;;) {
+      bool done = true;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (!connected_) {
+          return Status::IOError("the replica disconnected during the "
+                                 "switchover; this cluster takes no writes, "
+                                 "retry to complete it");
+        }
+        for (const auto& [id, seq] : finals) {
+          auto it = streams_.find(id);
+          if (it == streams_.end() || it->second.acked_seq < seq ||
+              it->second.reseeding) {
+            done = false;
+          }
+        }
+      }
+      if (done) break;
+      if (std::chrono::steady_clock::now() > deadline) {
+        return Status::IOError("the replica did not catch up within 60 s; "
+                               "this cluster takes no writes, retry to "
+                               "complete the switchover");
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    promote_request_.Clear();
+    promote_request_.set_epoch(cluster_->epoch() + 1);
+    promote_request_.set_from(cluster_->cluster_id());
+    for (const auto& [id, seq] : finals) {
+      replpb::TenantPosition* p = promote_request_.add_finals();
+      p->set_tenant(id);
+      p->set_applied_seq(seq);
+    }
+    promote_state_ = PromoteState::kPending;
+  }
+  cv_.notify_all();
+  replpb::PromoteReply reply;
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    const bool answered = cv_.wait_until(lock, deadline, [this] {
+      return promote_state_ == PromoteState::kDone || !connected_;
+    });
+    if (!answered || promote_state_ != PromoteState::kDone) {
+      promote_state_ = PromoteState::kNone;
+      return Status::IOError("no answer from the replica to the promotion "
+                             "request; this cluster takes no writes, retry "
+                             "to complete the switchover");
+    }
+    promote_state_ = PromoteState::kNone;
+    reply = promote_reply_;
+  }
+  if (!reply.ok()) {
+    return Status::IOError("the replica refused to become the primary: " +
+                           reply.reason() +
+                           "; this cluster takes no writes, retry to "
+                           "complete the switchover");
+  }
+  s = cluster_->FinishSwitchover(target, reply.epoch());
+  if (!s.ok()) return s;
+  report->new_epoch = reply.epoch();
+  report->tenants = finals.size();
+  report->write_pause_micros = MicrosSince(start);
+  cv_.notify_all();
+  return Status::OK();
+}
+
+void Shipper::HandleAdmin(const replpb::AdminRequest& request,
+                          replpb::AdminResponse* response) {
+  if (request.command() != "switchover") {
+    response->set_ok(false);
+    response->set_error("InvalidArgument: this process runs a primary; it "
+                        "answers only 'switchover'");
+    return;
+  }
+  SwitchoverReport report;
+  Status s = cluster_->Switchover(&report);
+  response->set_ok(s.ok());
+  if (!s.ok()) {
+    response->set_error(s.ToString());
+    return;
+  }
+  response->set_new_primary(report.new_primary);
+  response->set_new_epoch(report.new_epoch);
+  response->set_write_pause_micros(report.write_pause_micros);
+  response->set_tenants(report.tenants);
 }
 
 // REQUIRES: mu_ held. Keeps the slot's oldest-unacknowledged commit time

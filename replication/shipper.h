@@ -41,6 +41,7 @@
 namespace coffer {
 
 class ClusterImpl;
+class AdminListener;
 class StatusFileWriter;
 class TenantDb;
 class TlsChannel;
@@ -65,6 +66,9 @@ class Shipper {
   void NotifyTenantChanged(const std::string& id);
 
   void FillStatus(ReplicationStatus* status);
+
+  // Drives a planned switchover (Cluster::Switchover).
+  Status Switchover(SwitchoverReport* report);
 
  private:
   struct Inflight {
@@ -104,6 +108,10 @@ class Shipper {
   void UpdateUnackedSince(const std::string& id, const Stream& stream);
   void SetConnection(const std::string& state, const std::string& error);
   bool stopping() const { return stop_.load(); }
+  void HandleAdmin(const replpb::AdminRequest& request,
+                   replpb::AdminResponse* response);
+  // Sends a pending Promote (switchover), if any.
+  Status SendPromote(TlsChannel* channel);
 
   ClusterImpl* const cluster_;
   const ReplicationOptions options_;
@@ -111,6 +119,7 @@ class Shipper {
   std::atomic<bool> stop_{false};
   std::thread thread_;
   std::unique_ptr<StatusFileWriter> status_writer_;
+  std::unique_ptr<AdminListener> admin_;
 
   std::mutex mu_;
   std::condition_variable cv_;
@@ -125,7 +134,13 @@ class Shipper {
   uint64_t batches_ = 0;                   // guarded by mu_
   uint64_t bytes_ = 0;                     // guarded by mu_
   uint64_t reseeds_ = 0;                   // guarded by mu_
-  uint64_t connects_ = 0;                  // guarded by mu_
+    uint64_t connects_ = 0;                   // guarded by mu_
+  // A switchover's Promote request: to send, sent, answered.
+  enum class PromoteState { kNone, kPending, kSent, kDone };
+  PromoteState promote_state_ = PromoteState::kNone;  // guarded by mu_
+  replpb::Promote promote_request_;                   // guarded by mu_
+  replpb::PromoteReply promote_reply_;                // guarded by mu_
+  std::mutex switchover_mu_;  // one switchover at a time
 };
 
 }  // namespace coffer

@@ -699,8 +699,9 @@ TEST_F(ReplicationTest, RefusedBatchNeitherAppliesNorShips) {
   EXPECT_TRUE(s.IsInvalidArgument()) << s.ToString();
   EXPECT_EQ("NOT_FOUND", test::GetValue(t.get(), "half"))
       << "a refused batch was partly applied";
-  ASSERT_OK(t->Put(WriteOptions(), "after", "v"))
-      << "a refused batch stopped every later write";
+  s = t->Put(WriteOptions(), "after", "v");
+  ASSERT_TRUE(s.ok()) << "a refused batch stopped every later write: "
+                      << s.ToString();
   ASSERT_NO_FATAL_FAILURE(ExpectConverged());
   std::unique_ptr<Tenant> r;
   ASSERT_OK(replica_->GetTenant("t0", &r));

@@ -536,6 +536,55 @@ void RegisterReceipt(CLI::App* replication, Runner* run) {
   });
 }
 
+void RegisterSwitchover(CLI::App* app, Runner* run) {
+  struct Args {
+    std::string data;
+    bool json = false;
+  };
+  auto args = std::make_shared<Args>();
+  CLI::App* cmd = app->add_subcommand(
+      "switchover",
+      "Planned switchover with zero data loss, asked of the process running "
+      "the primary in --data (an application with replication configured, "
+      "such as 'coffer workload') over its local admin channel: the primary "
+      "stops taking writes (Fenced), ships everything, waits until its "
+      "replica has applied it all, the replica becomes the primary at the "
+      "next epoch (its daemon exits so the new application can open it) and "
+      "the old primary becomes its replica (serve it with 'coffer replica "
+      "serve'; its tenants resume without a reseed). If anything fails "
+      "midway the old primary stays write-stopped, never two writable "
+      "primaries; running it again completes it.");
+  cmd->add_option("--data", args->data, "Data directory of the primary")
+      ->envname("COFFER_DATA")
+      ->required();
+  cmd->add_flag("--json", args->json, "Print one JSON object");
+  OnRun(cmd, run, [args] {
+    SwitchoverReport report;
+    Status s =
+        SwitchoverPrimary(args->data, ToolOpenOptions().principal, &report);
+    if (!s.ok()) return Fail("switchover", s);
+    if (args->json) {
+      std::printf("%s\n",
+                  JsonObject()
+                      .AddString("new_primary", report.new_primary)
+                      .AddNumber("new_epoch", report.new_epoch)
+                      .AddNumber("tenants", report.tenants)
+                      .AddNumber("write_pause_micros", report.write_pause_micros)
+                      .str()
+                      .c_str());
+    } else {
+      std::printf(
+          "switched over: %s is the primary at epoch %llu, this cluster its "
+          "replica; %llu tenants, writes paused %.1f ms, nothing lost\n",
+          report.new_primary.c_str(),
+          static_cast<unsigned long long>(report.new_epoch),
+          static_cast<unsigned long long>(report.tenants),
+          report.write_pause_micros / 1000.0);
+    }
+    return kExitOk;
+  });
+}
+
 void RegisterRejoin(CLI::App* app, Runner* run) {
   struct Args {
     ClusterArgs cluster;
@@ -757,6 +806,7 @@ void RegisterReplicationCommands(CLI::App* app, Runner* run) {
   RegisterMetrics(app, run);
   RegisterPromote(app, run);
   RegisterRejoin(app, run);
+  RegisterSwitchover(app, run);
   RegisterRollback(app, run);
 }
 

@@ -230,6 +230,16 @@ class Cluster {
   // discarded silently. InvalidArgument if already a replica.
   virtual Status Rejoin(const std::string& new_primary) = 0;
 
+  // Planned switchover with zero data loss, on a primary that ships to a
+  // connected replica: stops taking writes (Fenced), ships everything, waits
+  // until the replica has applied it all, has the replica become the primary
+  // at the next epoch, and becomes its replica (as after Rejoin, its tenants
+  // then resume without a reseed). If anything fails midway this cluster
+  // stays a primary that takes no writes (never two writable primaries);
+  // calling it again completes the switchover. Afterwards close the cluster
+  // and serve it as a replica; the new primary's application ships to it.
+  virtual Status Switchover(SwitchoverReport* report) = 0;
+
  protected:
   Cluster() = default;
 };

@@ -167,6 +167,21 @@ Status PromoteReplica(const std::string& data_dir, const std::string& actor,
 Status ReadPromotionReport(const std::string& data_dir,
                            PromotionReport* report);
 
+// What a planned switchover did (Cluster::Switchover, SwitchoverPrimary).
+struct SwitchoverReport {
+  std::string old_primary;
+  std::string new_primary;
+  uint64_t new_epoch = 0;
+  uint64_t tenants = 0;
+  uint64_t write_pause_micros = 0;  // from writes stopping to completion
+};
+
+// Asks the process running the primary in `data_dir` (an application with
+// replication configured, e.g. `coffer workload`) to switch over, through
+// its local admin channel. NotFound if no such process runs.
+Status SwitchoverPrimary(const std::string& data_dir, const std::string& actor,
+                         SwitchoverReport* report);
+
 // The passive side: accepts one primary at a time. Started on a cluster that
 // is a primary (a promoted replica), it only answers hellos, refusing each
 // primary of a lower epoch with its own epoch: that primary fences itself.

@@ -62,6 +62,27 @@ Status Shipper::Start() {
     return s;
   }
   thread_ = std::thread([this] { Run(); });
+  if (!cluster_->switchover_to().empty()) {
+    // A switchover was under way when this primary stopped: finish it as
+    // soon as the replica is connected (writes stay off meanwhile).
+    resume_switchover_ = std::thread([this] {
+      for (;;) {
+        {
+          std::unique_lock<std::mutex> lock(mu_);
+          cv_.wait_for(lock, std::chrono::milliseconds(100),
+                       [this] { return stopping() || connected_; });
+          if (stopping()) return;
+          if (!connected_) continue;
+        }
+        SwitchoverReport report;
+        Status s = cluster_->Switchover(&report);
+        if (s.ok() || cluster_->is_replica() || stopping()) return;
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait_for(lock, std::chrono::seconds(1),
+                     [this] { return stopping(); });
+      }
+    });
+  }
   return Status::OK();
 }
 
@@ -69,6 +90,7 @@ void Shipper::Stop() {
   admin_.reset();
   stop_ = true;
   cv_.notify_all();
+  if (resume_switchover_.joinable()) resume_switchover_.join();
   if (thread_.joinable()) thread_.join();
   status_writer_.reset();  // writes a last "stopped" status
 }
@@ -758,6 +780,10 @@ Status Shipper::Switchover(SwitchoverReport* report) {
         }
       }
       if (done) break;
+      if (stopping()) {
+        return Status::IOError("the cluster is closing; the switchover "
+                               "completes when it is opened again");
+      }
       if (std::chrono::steady_clock::now() > deadline) {
         return Status::IOError("the replica did not catch up within 60 s; "
                                "this cluster takes no writes, retry to "
@@ -783,7 +809,8 @@ Status Shipper::Switchover(SwitchoverReport* report) {
   {
     std::unique_lock<std::mutex> lock(mu_);
     const bool answered = cv_.wait_until(lock, deadline, [this] {
-      return promote_state_ == PromoteState::kDone || !connected_;
+      return promote_state_ == PromoteState::kDone || !connected_ ||
+             stopping();
     });
     if (!answered || promote_state_ != PromoteState::kDone) {
       promote_state_ = PromoteState::kNone;

@@ -118,6 +118,8 @@ class Shipper {
   std::unique_ptr<TlsContext> tls_;
   std::atomic<bool> stop_{false};
   std::thread thread_;
+  // Completes a switchover this cluster persisted but did not finish.
+  std::thread resume_switchover_;
   std::unique_ptr<StatusFileWriter> status_writer_;
   std::unique_ptr<AdminListener> admin_;
 

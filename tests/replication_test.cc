@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "coffer/coffer.h"
+#include "engine/catalog.h"
 #include "replication/frame.h"
 #include "replication/proto/replication.pb.h"
 #include "replication/tls_channel.h"
@@ -75,6 +76,18 @@ std::vector<AuditEntry> AuditOf(Cluster* cluster, const std::string& action) {
   EXPECT_TRUE(s.ok()) << s.ToString();
   for (AuditEntry& e : all) {
     if (e.action == action) out.push_back(std::move(e));
+  }
+  return out;
+}
+
+// The whole audit trail of `cluster`, one entry a line (failure messages).
+std::string AuditText(Cluster* cluster) {
+  std::vector<AuditEntry> all;
+  Status s = cluster->ReadAudit(0, &all);
+  std::string out = s.ok() ? "" : s.ToString() + "\n";
+  for (const AuditEntry& e : all) {
+    out += "  " + e.action + " " + e.target + " " + e.outcome + " " +
+           e.detail + "\n";
   }
   return out;
 }
@@ -158,6 +171,31 @@ std::map<std::string, std::string> ScanTenant(Cluster* cluster,
   return test::ScanAll(t.get());
 }
 
+// "" when a replica's key versions follow its primary's: the same current
+// version, none the primary lacks (so none it retired), and none of
+// `retired`. The replica may hold fewer: versions no file of its own needs.
+std::string FollowsKeys(const TenantKeyStatus& primary,
+                        const TenantKeyStatus& replica,
+                        const std::vector<uint32_t>& retired) {
+  std::vector<uint32_t> p, r;
+  for (const KeyVersionInfo& k : primary.versions) p.push_back(k.version);
+  for (const KeyVersionInfo& k : replica.versions) r.push_back(k.version);
+  std::string out;
+  if (primary.current_version != replica.current_version) {
+    out += "current version " + std::to_string(replica.current_version) +
+           ", primary's " + std::to_string(primary.current_version) + "; ";
+  }
+  for (uint32_t v : r) {
+    if (std::find(p.begin(), p.end(), v) == p.end() ||
+        std::find(retired.begin(), retired.end(), v) != retired.end()) {
+      out += "version " + std::to_string(v) + " survives; ";
+    }
+  }
+  if (out.empty()) return "";
+  return out + "primary " + ::testing::PrintToString(p) + ", replica " +
+         ::testing::PrintToString(r);
+}
+
 // A valid RocksDB write batch of one Put.
 std::string OnePutBatch(const std::string& key, const std::string& value) {
   rocksdb::WriteBatch wb;
@@ -224,6 +262,11 @@ class NumberedStreams {
     next_[id] = i + 1;
     return s;
   }
+
+  NumberedStreams() = default;
+  NumberedStreams(const NumberedStreams&) = delete;
+  NumberedStreams& operator=(const NumberedStreams&) = delete;
+  ~NumberedStreams() { Stop(); }
 
   // Writes round-robin to `tenants` of `cluster` on a thread until Stop().
   void Start(Cluster* cluster, const std::vector<std::string>& tenants) {
@@ -649,6 +692,7 @@ TEST_F(ReplicationTest, ConcurrentWritersConverge) {
   EXPECT_EQ("c2", p.peer_cluster_id);
   EXPECT_EQ("c1", r.peer_cluster_id);
   EXPECT_GT(p.batches, 0u);
+  EXPECT_EQ(1u, p.connects);
   EXPECT_EQ(p.batches, r.batches) << "every shipped batch applied once";
   EXPECT_EQ(0u, p.reseeds);
   ASSERT_EQ(static_cast<size_t>(kTenants), p.tenants.size()) << Describe(p);
@@ -806,13 +850,23 @@ TEST_F(ReplicationTest, ReplicaRestartsMidStreamLoseAndRepeatNothing) {
   NumberedStreams writer;
   writer.Start(primary_.get(), ids);
   const int port = port_;
-  // Server only; then server and cluster object, twice.
+  auto connects = [&] {
+    ReplicationStatus st;
+    EXPECT_OK(primary_->GetReplicationStatus(&st));
+    return st.connection == "connected" ? st.connects : 0;
+  };
+  // Server only; then server and cluster object, twice. Each restart
+  // interrupts a session that is streaming.
   for (int round = 0; round < 3; ++round) {
+    uint64_t before = 0;
+    ASSERT_TRUE(WaitFor([&] { return (before = connects()) > 0; }));
     std::this_thread::sleep_for(milliseconds(300));
     StopServer();
     std::this_thread::sleep_for(milliseconds(100));
     if (round > 0) ASSERT_OK(ReopenReplica());
     ASSERT_OK(StartServer(port));
+    ASSERT_TRUE(WaitFor([&] { return connects() > before; }))
+        << "the primary did not reconnect" << RecentLog();
   }
   std::this_thread::sleep_for(milliseconds(300));
   writer.Stop();
@@ -918,172 +972,56 @@ TEST_F(ReplicationTest, TenantLifecycleFollowsThePrimary) {
   EXPECT_EQ(2u, info.key_version);
 
   // Rekey: the versions the primary retires are retired on the replica
-  // too, once no file of its own needs them.
+  // too, once no file of its own needs them. (The session is up first; see
+  // RetirementIsFollowedAfterAMidRekeyRecord for a rekey racing a new
+  // session.)
   ASSERT_OK(StartServer(port));
+  ASSERT_EQ("", WaitCaughtUp());
   KeyRotationReport rekey;
   ASSERT_OK(primary_->RotateTenantKey("life", /*rekey=*/true, &rekey));
   EXPECT_EQ(3u, rekey.new_version);
   EXPECT_TRUE(rekey.rekeyed);
   Fill("life", 50, "c");
   ASSERT_OK(primary_->GetKeyStatus("life", &pk));
+  EXPECT_EQ(3u, pk.current_version);
+  EXPECT_FALSE(rekey.versions_retired.empty());
   ASSERT_EQ("", WaitCaughtUp());
+  std::string follows;
   EXPECT_TRUE(WaitFor([&] {
     return replica_->GetKeyStatus("life", &rk).ok() &&
-           rk.current_version == 3 && versions(rk) == versions(pk);
-  })) << "primary versions " << ::testing::PrintToString(versions(pk))
-      << ", replica " << ::testing::PrintToString(versions(rk));
+           (follows = FollowsKeys(pk, rk, rekey.versions_retired)).empty();
+  })) << follows << "\n"
+      << AuditText(replica_.get()) << RecentLog();
   StopServer();
   EXPECT_EQ("", DiffContents());
   ASSERT_OK(replica_->GetKeyStatus("life", &rk));
+  EXPECT_EQ("", FollowsKeys(pk, rk, rekey.versions_retired));
   EXPECT_EQ(3u, rk.current_version);
-  EXPECT_EQ(versions(pk), versions(rk));
-  EXPECT_EQ(rekey.versions_retired.empty(), versions(rk).size() == 3)
-      << "retired on the primary: "
-      << ::testing::PrintToString(rekey.versions_retired);
-  for (uint32_t v : rekey.versions_retired) {
-    EXPECT_EQ(versions(rk).end(),
-              std::find(versions(rk).begin(), versions(rk).end(), v))
-        << "version " << v << " retired on the primary survives on the "
-        << "replica";
-  }
 
   // Drop: crypto-shredded on the replica too.
   ASSERT_OK(StartServer(port));
   DropReport drop;
   ASSERT_OK(primary_->DropTenant("life", &drop));
-  EXPECT_TRUE(WaitFor([&] {
-    const auto ids = replica_->ListTenants();
-    return std::find(ids.begin(), ids.end(), "life") == ids.end();
-  })) << Join(replica_->ListTenants());
+  // Gone from the list, then its files, then the drop is audited.
+  auto replicated_drop = [&] {
+    for (const AuditEntry& e : AuditOf(replica_.get(), "tenant.drop")) {
+      if (e.target == "tenant:life" && e.outcome == "OK" &&
+          e.detail.find("replicated from primary") != std::string::npos) {
+        return true;
+      }
+    }
+    return false;
+  };
+  EXPECT_TRUE(WaitFor(replicated_drop)) << AuditText(replica_.get());
+  const std::vector<std::string> left = replica_->ListTenants();
+  EXPECT_EQ(left.end(), std::find(left.begin(), left.end(), "life"));
   EXPECT_FALSE(fs::exists(replica_dir_ + "/tenants/life"));
   std::unique_ptr<Tenant> gone;
   EXPECT_TRUE(replica_->GetTenant("life", &gone).IsNotFound());
-  bool replicated_drop = false;
-  for (const AuditEntry& e : AuditOf(replica_.get(), "tenant.drop")) {
-    replicated_drop |= e.target == "tenant:life" &&
-                       e.detail.find("replicated from primary") !=
-                           std::string::npos &&
-                       e.outcome == "ok";
-  }
-  EXPECT_TRUE(replicated_drop);
   // The other tenant is untouched and still streams.
   Fill("keep", 20, "k2");
   ASSERT_NO_FATAL_FAILURE(ExpectConverged());
   EXPECT_EQ((std::vector<std::string>{"keep"}), replica_->ListTenants());
-}
-
-// Administration racing with tenant opens: the shipper opens tenants in the
-// background to read their logs, and a small max_open_tenants makes writes
-// reopen them, while quotas are set and tenants created. Run in a child
-// process (re-executing this binary) so that a deadlock fails the test
-// instead of hanging it.
-void AdministrationChild(const std::string& dir, const std::string& certs) {
-  auto tls = [&](const std::string& name) {
-    return TlsFiles{certs + "/ca/" + name + ".pem",
-                    certs + "/ca/" + name + ".key", certs + "/ca/ca.pem"};
-  };
-  std::shared_ptr<KeyProvider> keys;
-  if (!GenerateKeyFile(dir + "/master.key").ok() ||
-      !NewFileKeyProvider(dir + "/master.key", &keys).ok()) {
-    _exit(3);
-  }
-  ClusterOptions ro;
-  ro.cluster_id = "c2";
-  ro.region = "eu-1";
-  ro.geography = "eu";
-  ro.replica = true;
-  OpenOptions open;
-  open.maintenance_interval_ms = 0;
-  std::unique_ptr<Cluster> replica, primary;
-  std::unique_ptr<ReplicaServer> server;
-  ReplicaServerOptions so;
-  so.listen_address = "127.0.0.1:0";
-  so.tls = tls("c2");
-  if (!Cluster::Create(dir + "/replica", ro, open, keys, &replica).ok() ||
-      !ReplicaServer::Start(replica.get(), so, &server).ok()) {
-    _exit(4);
-  }
-  ClusterOptions po = ro;
-  po.cluster_id = "c1";
-  po.replica = false;
-  open.max_open_tenants = 2;
-  open.replication.replica_address =
-      "127.0.0.1:" + std::to_string(server->port());
-  open.replication.tls = tls("c1");
-  open.replication.reconnect_delay_ms = 20;
-  if (!Cluster::Create(dir + "/primary", po, open, keys, &primary).ok()) {
-    _exit(5);
-  }
-  std::atomic<bool> stop{false};
-  std::atomic<int> created{0};
-  std::thread writer([&] {
-    for (int n = 0; !stop.load(); ++n) {
-      const int have = created.load();
-      if (have == 0) continue;
-      std::unique_ptr<Tenant> t;
-      if (primary->GetTenant("t" + std::to_string(n % have), &t).ok()) {
-        t->Put(WriteOptions(), "k" + std::to_string(n), "v")
-            .PermitUncheckedError();
-      }
-    }
-  });
-  for (int i = 0; i < 40; ++i) {
-    const std::string id = "t" + std::to_string(i);
-    if (!primary->CreateTenant(id, TenantOptions()).ok()) _exit(6);
-    created = i + 1;
-    for (int j = 0; j <= i; j += 3) {
-      if (!primary->SetTenantQuota("t" + std::to_string(j), 1 << 30).ok()) {
-        _exit(7);
-      }
-    }
-  }
-  stop = true;
-  writer.join();
-  primary.reset();
-  server.reset();
-  replica.reset();
-  _exit(0);
-}
-
-const int kAdministrationChildHook = [] {
-  const char* dir = std::getenv("COFFER_REPL_ADMIN_CHILD_DIR");
-  const char* certs = std::getenv("COFFER_REPL_ADMIN_CHILD_CERTS");
-  if (dir != nullptr && certs != nullptr) AdministrationChild(dir, certs);
-  return 0;
-}();
-
-TEST_F(ReplicationTest, AdministrationWhileTenantsOpenDoesNotDeadlock) {
-  (void)kAdministrationChildHook;
-  const std::string dir = tmp_.Sub("child");
-  fs::create_directories(dir);
-  std::vector<std::string> env = {"COFFER_REPL_ADMIN_CHILD_DIR=" + dir,
-                                  "COFFER_REPL_ADMIN_CHILD_CERTS=" +
-                                      certs_->path()};
-  std::vector<char*> envp;
-  for (std::string& e : env) envp.push_back(e.data());
-  envp.push_back(nullptr);
-  char arg0[] = "replication_admin_child";
-  char* argv[] = {arg0, nullptr};
-  const pid_t pid = ::fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    ::execve("/proc/self/exe", argv, envp.data());
-    _exit(127);
-  }
-  int status = 0;
-  bool exited = WaitFor(
-      [&] { return ::waitpid(pid, &status, WNOHANG) == pid; },
-      std::chrono::seconds(20));
-  if (!exited) {
-    ::kill(pid, SIGKILL);
-    ::waitpid(pid, &status, 0);
-  }
-  EXPECT_TRUE(exited) << "creating tenants and setting quotas while tenants "
-                         "open deadlocked (the child was killed after 20 s)";
-  if (exited) {
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
-        << "child status " << status;
-  }
 }
 
 // ---- 6. a replica takes no writes ---------------------------------------------
@@ -1587,6 +1525,90 @@ TEST_F(HostilePeerTest, BadBatchesCloseTheConnectionAndApplyNothing) {
   EXPECT_EQ("NOT_FOUND", test::GetValue(r.get(), "planted"));
 }
 
+// When a session starts (or any other change is announced) while
+// RotateTenantKey(rekey) runs on the primary, the shipper sends the tenant's
+// record as it stands between saving the new version and retiring the old
+// ones, then the final record. This peer sends exactly those two records,
+// taken from the primary's catalog: the replica must still retire what the
+// primary retired (crypto-shred), as it does when it sees only the final
+// record.
+TEST_F(HostilePeerTest, RetirementIsFollowedAfterAMidRekeyRecord) {
+  ASSERT_OK(CreateReplica());
+  ASSERT_OK(StartServer());
+  ASSERT_OK(CreatePrimary(PrimaryOptions()));
+  ASSERT_OK(primary_->CreateTenant("life", TenantOptions()));
+  Fill("life", 50, "a");
+  ASSERT_OK(primary_->RotateTenantKey("life", /*rekey=*/false, nullptr));
+  Fill("life", 50, "b");
+  ASSERT_EQ("", WaitCaughtUp());
+  const int port = port_;
+  StopServer();
+  auto record = [&](catalogpb::TenantBody* body) {
+    std::unique_ptr<Catalog> catalog;
+    Status s = Catalog::Load(primary_dir_, keys_, &catalog);
+    if (s.ok()) s = catalog->LoadTenant("life", body);
+    return s;
+  };
+  catalogpb::TenantBody before, after;
+  ASSERT_OK(record(&before));
+  ASSERT_EQ(2, before.keys_size());
+  KeyRotationReport rekey;
+  ASSERT_OK(primary_->RotateTenantKey("life", /*rekey=*/true, &rekey));
+  ASSERT_FALSE(rekey.versions_retired.empty());
+  ASSERT_OK(record(&after));
+  primary_.reset();
+  // The record between the two steps: the new version added, nothing
+  // retired yet.
+  catalogpb::TenantBody midway = after;
+  for (const catalogpb::DataKey& k : before.keys()) {
+    bool have = false;
+    for (const catalogpb::DataKey& m : midway.keys()) {
+      have |= m.version() == k.version();
+    }
+    if (!have) *midway.add_keys() = k;
+  }
+  std::sort(midway.mutable_keys()->begin(), midway.mutable_keys()->end(),
+            [](const catalogpb::DataKey& a, const catalogpb::DataKey& b) {
+              return a.version() < b.version();
+            });
+
+  ASSERT_OK(StartServer(port));
+  std::unique_ptr<TlsChannel> ch;
+  replpb::HelloReply reply;
+  ASSERT_OK(Connect(&ch, &reply));
+  for (const catalogpb::TenantBody* body : {&midway, &after}) {
+    replpb::Envelope e;
+    e.mutable_tenant_event()->set_kind(replpb::TenantEvent::KEYS);
+    e.mutable_tenant_event()->set_tenant("life");
+    e.mutable_tenant_event()->set_tenant_body(body->SerializeAsString());
+    ASSERT_OK(ch->Send(e));
+  }
+  // A resend is acknowledged once both records were handled.
+  const replpb::TenantPosition* p = PositionOf(reply, "life");
+  ASSERT_NE(nullptr, p);
+  ASSERT_OK(ch->Send(Resend(*p)));
+  replpb::Envelope answer;
+  ASSERT_OK(ch->Receive(&answer, 10000));
+  ASSERT_TRUE(answer.has_ack()) << answer.ShortDebugString();
+  ch.reset();
+
+  TenantKeyStatus rk, pk;
+  ASSERT_OK(replica_->GetKeyStatus("life", &rk));
+  pk.current_version = after.current_key_version();
+  for (const catalogpb::DataKey& k : after.keys()) {
+    pk.versions.push_back({k.version(), 0, 0});
+  }
+  EXPECT_EQ("", FollowsKeys(pk, rk, rekey.versions_retired))
+      << "\nversions the primary retired (crypto-shredded) survive on the "
+      << "replica\n"
+      << AuditText(replica_.get());
+
+  // The real primary still converges with it.
+  ASSERT_OK(ReopenPrimary(PrimaryOptions()));
+  Fill("life", 20, "c");
+  ASSERT_NO_FATAL_FAILURE(ExpectConverged());
+}
+
 // ---- 13. no plaintext on the replica ----------------------------------------
 
 TEST_F(ReplicationTest, ReplicaStoresNoPlaintext) {
@@ -1649,6 +1671,215 @@ TEST_F(ReplicationTest, ReplicaStoresNoPlaintext) {
   EXPECT_TRUE(saw_table);
   EXPECT_TRUE(saw_log);
   EXPECT_GT(bytes, 300u * 80) << "the replica holds less than its data";
+}
+
+// ---- scenarios run in a child process ----------------------------------------
+//
+// Scenarios that may hang (a deadlock) or kill the process (a signal) run in
+// a re-executed copy of this binary (a forked copy of a process with RocksDB
+// threads could deadlock), so that they fail a test instead of ending the
+// run. The child exits 0 when the scenario completed.
+
+// A replica (c2) serving on a free port and a primary (c1) shipping to it,
+// in `dir`, with certificates from `certs`/ca.
+struct ChildClusters {
+  std::unique_ptr<Cluster> replica, primary;
+  std::unique_ptr<ReplicaServer> server;
+  std::shared_ptr<KeyProvider> keys;
+  ReplicaServerOptions server_options;
+  OpenOptions primary_options;
+  std::string dir;
+
+  void Setup(const std::string& data_dir, const std::string& certs,
+             size_t max_open_tenants) {
+    dir = data_dir;
+    auto tls = [&](const std::string& name) {
+      return TlsFiles{certs + "/ca/" + name + ".pem",
+                      certs + "/ca/" + name + ".key", certs + "/ca/ca.pem"};
+    };
+    if (!GenerateKeyFile(dir + "/master.key").ok() ||
+        !NewFileKeyProvider(dir + "/master.key", &keys).ok()) {
+      _exit(3);
+    }
+    ClusterOptions identity;
+    identity.cluster_id = "c2";
+    identity.region = "eu-1";
+    identity.geography = "eu";
+    identity.replica = true;
+    OpenOptions open;
+    open.maintenance_interval_ms = 0;
+    server_options.listen_address = "127.0.0.1:0";
+    server_options.tls = tls("c2");
+    if (!Cluster::Create(dir + "/replica", identity, open, keys, &replica)
+             .ok() ||
+        !ReplicaServer::Start(replica.get(), server_options, &server).ok()) {
+      _exit(4);
+    }
+    server_options.listen_address =
+        "127.0.0.1:" + std::to_string(server->port());
+    identity.cluster_id = "c1";
+    identity.replica = false;
+    primary_options = open;
+    primary_options.max_open_tenants = max_open_tenants;
+    primary_options.replication.replica_address =
+        server_options.listen_address;
+    primary_options.replication.tls = tls("c1");
+    primary_options.replication.reconnect_delay_ms = 20;
+    if (!Cluster::Create(dir + "/primary", identity, primary_options, keys,
+                         &primary)
+             .ok()) {
+      _exit(5);
+    }
+  }
+
+  [[noreturn]] void Exit() {
+    primary.reset();
+    server.reset();
+    replica.reset();
+    _exit(0);
+  }
+};
+
+// Tenants are created and their quotas set while tenants open: a writer
+// reopens them (max_open_tenants 2) and the shipper opens each new one to
+// read its log.
+[[noreturn]] void AdministrationChild(const std::string& dir,
+                                      const std::string& certs) {
+  ChildClusters c;
+  c.Setup(dir, certs, /*max_open_tenants=*/2);
+  std::atomic<bool> stop{false};
+  std::atomic<int> created{0};
+  std::thread writer([&] {
+    for (int n = 0; !stop.load(); ++n) {
+      const int have = created.load();
+      if (have == 0) continue;
+      std::unique_ptr<Tenant> t;
+      if (c.primary->GetTenant("t" + std::to_string(n % have), &t).ok()) {
+        t->Put(WriteOptions(), "k" + std::to_string(n), "v")
+            .PermitUncheckedError();
+      }
+    }
+  });
+  for (int i = 0; i < 40; ++i) {
+    if (!c.primary->CreateTenant("t" + std::to_string(i), TenantOptions())
+             .ok()) {
+      _exit(6);
+    }
+    created = i + 1;
+    for (int j = 0; j <= i; j += 3) {
+      if (!c.primary->SetTenantQuota("t" + std::to_string(j), 1 << 30).ok()) {
+        _exit(7);
+      }
+    }
+  }
+  stop = true;
+  writer.join();
+  c.Exit();
+}
+
+// An application that embeds a primary and a replica server and leaves
+// SIGPIPE alone (nothing in coffer/replication.h asks otherwise) restarts
+// the server and the primary while writing.
+[[noreturn]] void RestartsChild(const std::string& dir,
+                                const std::string& certs) {
+  ::signal(SIGPIPE, SIG_DFL);  // as the application found it
+  ChildClusters c;
+  c.Setup(dir, certs, /*max_open_tenants=*/256);
+  if (!c.primary->CreateTenant("t", TenantOptions()).ok()) _exit(6);
+  for (int round = 0; round < 10; ++round) {
+    std::unique_ptr<Tenant> t;
+    if (!c.primary->GetTenant("t", &t).ok()) _exit(7);
+    for (int i = 0; i < 1000; ++i) {
+      t->Put(WriteOptions(), "k" + std::to_string(i), std::string(500, 'v'))
+          .PermitUncheckedError();
+    }
+    t.reset();
+    if (round % 2 == 0) {
+      c.server.reset();
+      std::this_thread::sleep_for(milliseconds(30));
+      if (!ReplicaServer::Start(c.replica.get(), c.server_options, &c.server)
+               .ok()) {
+        _exit(8);
+      }
+    } else {
+      c.primary.reset();
+      if (!Cluster::Open(dir + "/primary", c.primary_options, c.keys,
+                         &c.primary)
+               .ok()) {
+        _exit(9);
+      }
+    }
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  c.Exit();
+}
+
+const int kChildHook = [] {
+  const char* scenario = std::getenv("COFFER_REPL_CHILD");
+  const char* dir = std::getenv("COFFER_REPL_CHILD_DIR");
+  const char* certs = std::getenv("COFFER_REPL_CHILD_CERTS");
+  if (scenario == nullptr || dir == nullptr || certs == nullptr) return 0;
+  if (std::string(scenario) == "administration") {
+    AdministrationChild(dir, certs);
+  }
+  if (std::string(scenario) == "restarts") RestartsChild(dir, certs);
+  _exit(2);
+}();
+
+class ChildProcessTest : public ReplicationTest {
+ protected:
+  // Runs `scenario` in a child process. True if it ended within `limit`
+  // (its wait status in *status); else kills it and returns false.
+  bool RunChild(const std::string& scenario, std::chrono::seconds limit,
+                int* status) {
+    (void)kChildHook;
+    const std::string dir = tmp_.Sub("child-" + scenario);
+    fs::create_directories(dir);
+    std::vector<std::string> env = {"COFFER_REPL_CHILD=" + scenario,
+                                    "COFFER_REPL_CHILD_DIR=" + dir,
+                                    "COFFER_REPL_CHILD_CERTS=" +
+                                        certs_->path()};
+    std::vector<char*> envp;
+    for (std::string& e : env) envp.push_back(e.data());
+    envp.push_back(nullptr);
+    char arg0[] = "replication_child";
+    char* argv[] = {arg0, nullptr};
+    const pid_t pid = ::fork();
+    if (pid < 0) return false;
+    if (pid == 0) {
+      ::execve("/proc/self/exe", argv, envp.data());
+      _exit(127);
+    }
+    const bool ended =
+        WaitFor([&] { return ::waitpid(pid, status, WNOHANG) == pid; }, limit);
+    if (!ended) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, status, 0);
+    }
+    return ended;
+  }
+};
+
+TEST_F(ChildProcessTest, AdministrationWhileTenantsOpenDoesNotDeadlock) {
+  int status = 0;
+  const bool ended =
+      RunChild("administration", std::chrono::seconds(15), &status);
+  EXPECT_TRUE(ended) << "creating tenants and setting quotas while tenants "
+                        "open deadlocked (the child was killed after 15 s)";
+  if (ended) {
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        << "child wait status " << status;
+  }
+}
+
+TEST_F(ChildProcessTest, RestartsDoNotKillAnApplicationWithSigpipe) {
+  int status = 0;
+  ASSERT_TRUE(RunChild("restarts", std::chrono::seconds(30), &status))
+      << "the child hung";
+  EXPECT_FALSE(WIFSIGNALED(status) && WTERMSIG(status) == SIGPIPE)
+      << "the application was killed by SIGPIPE";
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+      << "child wait status " << status;
 }
 
 }  // namespace

@@ -774,8 +774,8 @@ if alive "$p7_wl"; then
   stop "$p7_wl"
   check "p7's workload exits 0 on SIGTERM" test "$stop_rc" = 0
 else
-  fails "switchover with no primary process" 1 "switchover" \
-    switchover --data "$p7"
+  fails "switchover with no process running p7" 1 \
+    "no process running the primary" switchover --data "$p7"
 fi
 ok "stats of r7" stats --data "$r7" --key-file "$key" --json
 json_check "r7 is still a replica at epoch 1" "$tmp/out" \
@@ -832,9 +832,11 @@ r7_pid=$rep_pid
 start_workload "$p7" c1 "$rep_port" "$a7" --tenants 3 --rate 600
 p7_wl=$wl_pid p7_err=$wl_err
 sleep 2
+retried=""
 if alive "$p7_wl"; then
   echo "    a new workload on p7 keeps running; retrying the switchover through it"
   ok "the retried switchover completes" switchover --data "$p7" --json
+  retried=1
   reap "$p7_wl" 15
   reap "$r7_pid" 15
   check "r7's daemon exits 0 as the new primary" test "$reap_rc" = 0
@@ -856,8 +858,42 @@ r7_writable=$rc
 echo "    put on p7: exit $p7_writable; put on r7: exit $r7_writable"
 check "never two writable primaries" \
   test "$p7_writable" -ne 0 -o "$r7_writable" -ne 0
-ok "stats of r7 at the end" stats --data "$r7" --key-file "$key" --json
-echo "    r7 is $(json_get "$tmp/out" 'j["cluster"]["role"], "at epoch", j["cluster"]["epoch"]')"
+ok "stats of r7 after the retry" stats --data "$r7" --key-file "$key" --json
+if [[ -n $retried ]]; then
+  json_check "r7 is the primary at epoch 2" "$tmp/out" \
+    'j["cluster"]["role"] == "primary" and j["cluster"]["epoch"] == 2'
+else
+  json_check "r7 is still a replica at epoch 1" "$tmp/out" \
+    'j["cluster"]["role"] == "replica" and j["cluster"]["epoch"] == 1'
+  # The way out with no process to retry through: a forced promotion of r7
+  # and a rejoin of p7, which loses nothing silently.
+  ok "forced promotion of r7 (offline)" promote --data "$r7" --key-file "$key" \
+    --json
+  cp "$tmp/out" "$tmp/receipt7.json"
+  ok "verify r7" verify --data "$r7" --key-file "$key" --ack-log "$a7" --json
+  cp "$tmp/out" "$tmp/verify7.json"
+  check "r7: per tenant present == promoted_at_seq" \
+    receipt_matches "$tmp/receipt7.json" "$tmp/verify7.json"
+  ok "rejoin the write-stopped p7 as a replica of c2" rejoin --data "$p7" \
+    --key-file "$key" --primary-id c2
+  start_replica "$p7" c1 "$tmp/p7.log"
+  p7_pid=$rep_pid
+  drain "$r7" c2 "$rep_port"
+  stop "$p7_pid"
+  check "p7's daemon exits 0 on SIGTERM" test "$stop_rc" = 0
+  for t in wl-000 wl-001 wl-002; do
+    check "p7's daemon log: $t resumed or had its writes saved" \
+      grep -Eq "tenant '$t' rejoined: .*(resumed without a reseed|saved to .*/rollback/)" \
+      "$tmp/p7.log"
+  done
+  ok "verify p7 after the rejoin" verify --data "$p7" --key-file "$key" \
+    --ack-log "$a7" --json
+  cp "$tmp/out" "$tmp/verify7p.json"
+  check "p7 now holds exactly what r7 held at its promotion" \
+    receipt_matches "$tmp/receipt7.json" "$tmp/verify7p.json"
+  ok "r7 takes writes" put --data "$r7" --key-file "$key" --tenant wl-000 \
+    after/recovery yes
+fi
 
 # ---- 8. bounded RPO ------------------------------------------------------------------
 echo "--- 8. bounded RPO (at ${SECONDS} s)"

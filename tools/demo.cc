@@ -22,6 +22,7 @@
 #include <map>
 #include <memory>
 #include <random>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -105,12 +106,20 @@ class Demo {
                         CheckWrongKey() && CheckBusy() && RekeyTenant() &&
                         RotateMasterKey() && RevokeTenant() && ShowAudit() &&
                         TamperAudit() && StartReplica() && ShipToReplica() &&
-                        CheckReplica() && FinalScan();
+                        CheckReplica() && RegionOutage() && PromoteReplica() &&
+                        VerifyNewPrimary() && RejoinOldPrimary() &&
+                        FinalScan();
     cluster_.reset();
     StopReplicaDaemon();
     return passed;
   }
-  ~Demo() { StopReplicaDaemon(); }
+  ~Demo() {
+    StopReplicaDaemon();
+    if (workload_pid_ > 0) {
+      kill(workload_pid_, SIGKILL);
+      waitpid(workload_pid_, nullptr, 0);
+    }
+  }
   int steps() const { return step_; }
   const std::string& failure() const { return failure_; }
 
@@ -696,44 +705,52 @@ class Demo {
     return ScanClosed("cluster closed");
   }
 
-  // Starts `coffer replica serve` in the background; its log goes to
-  // root_/replica.log.
-  bool SpawnReplicaDaemon() {
-    const std::string port_file = root_ + "/replica.port";
-    std::error_code ec;
-    fs::remove(port_file, ec);
-    const std::vector<std::string> args = {
-        "/proc/self/exe", "replica", "serve", "--data", replica_dir_,
-        "--key-file", new_key_file_, "--listen", "127.0.0.1:0",
-        "--tls-cert", root_ + "/certs/demo-dr.pem", "--tls-key",
-        root_ + "/certs/demo-dr.key", "--tls-ca", root_ + "/certs/ca.pem",
-        "--port-file", port_file};
+  // Starts `args` in the background with stdout and stderr appended to
+  // files; returns its pid, or 0.
+  static pid_t Spawn(const std::vector<std::string>& args,
+                     const std::string& out, const std::string& err) {
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_addopen(&actions, 2,
-                                     (root_ + "/replica.log").c_str(),
+    posix_spawn_file_actions_addopen(&actions, 1, out.c_str(),
+                                     O_WRONLY | O_CREAT | O_APPEND, 0600);
+    posix_spawn_file_actions_addopen(&actions, 2, err.c_str(),
                                      O_WRONLY | O_CREAT | O_APPEND, 0600);
     std::vector<char*> argv;
     for (const std::string& arg : args) {
       argv.push_back(const_cast<char*>(arg.c_str()));
     }
     argv.push_back(nullptr);
-    int rc = posix_spawn(&replica_pid_, argv[0], &actions, nullptr,
-                         argv.data(), environ);
+    pid_t pid = 0;
+    int rc = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(),
+                         environ);
     posix_spawn_file_actions_destroy(&actions);
-    if (rc != 0) {
-      replica_pid_ = 0;
-      return Failed("cannot start the replica daemon");
-    }
+    return rc == 0 ? pid : 0;
+  }
+
+  // Starts `coffer replica serve` on `dir` with certificate `name` in the
+  // background; its log goes to root_/<log>.
+  bool SpawnReplicaDaemon(const std::string& dir = "",
+                          const std::string& name = "demo-dr",
+                          const std::string& log = "replica.log") {
+    const std::string port_file = root_ + "/replica.port";
+    std::error_code ec;
+    fs::remove(port_file, ec);
+    replica_pid_ = Spawn(
+        {"/proc/self/exe", "replica", "serve", "--data",
+         dir.empty() ? replica_dir_ : dir, "--key-file", new_key_file_,
+         "--listen", "127.0.0.1:0", "--tls-cert",
+         root_ + "/certs/" + name + ".pem", "--tls-key",
+         root_ + "/certs/" + name + ".key", "--tls-ca", root_ + "/certs/ca.pem",
+         "--port-file", port_file},
+        "/dev/null", root_ + "/" + log);
+    if (replica_pid_ == 0) return Failed("cannot start the replica daemon");
     for (int i = 0; i < 200; ++i) {
       std::ifstream in(port_file);
       if (in >> replica_port_) return true;
       int status;
       if (waitpid(replica_pid_, &status, WNOHANG) == replica_pid_) {
         replica_pid_ = 0;
-        return Failed("the replica daemon exited; see " + root_ +
-                      "/replica.log");
+        return Failed("the replica daemon exited; see " + root_ + "/" + log);
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
@@ -908,6 +925,181 @@ class Demo {
     return true;
   }
 
+  // Reads a whole file (logs of the child processes).
+  static std::string ReadFile(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string((std::istreambuf_iterator<char>(in)),
+                       std::istreambuf_iterator<char>());
+  }
+
+  // Runs `args` to completion; its stdout in *out; returns its exit status.
+  int RunCapture(const std::vector<std::string>& args, std::string* out) {
+    const std::string file = root_ + "/child.out";
+    std::error_code ec;
+    fs::remove(file, ec);
+    pid_t pid = Spawn(args, file, root_ + "/child.err");
+    int status = 0;
+    if (pid == 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status)) {
+      return -1;
+    }
+    *out = ReadFile(file);
+    return WEXITSTATUS(status);
+  }
+
+  bool RegionOutage() {
+    Step("Region outage: a primary process under load is killed (SIGKILL)");
+    if (!SpawnReplicaDaemon()) return false;
+    const std::string ack_log = root_ + "/acked.log";
+    workload_pid_ = Spawn(
+        {"/proc/self/exe", "workload", "--data", data_dir_, "--key-file",
+         new_key_file_, "--tenants", "3", "--rate", "600", "--duration", "0",
+         "--replicate-to", "127.0.0.1:" + std::to_string(replica_port_),
+         "--tls-cert", root_ + "/certs/demo.pem", "--tls-key",
+         root_ + "/certs/demo.key", "--tls-ca", root_ + "/certs/ca.pem",
+         "--ack-log", ack_log},
+        "/dev/null", root_ + "/workload.log");
+    if (workload_pid_ == 0) return Failed("cannot start 'coffer workload'");
+    Note("'coffer workload' (pid " + std::to_string(workload_pid_) +
+         ") writes tenants wl-000..wl-002 at 600 writes/s, shipping to the "
+         "replica, logging each acknowledged write to acked.log");
+    ReplicationStatus status;
+    bool streamed = false;
+    for (int i = 0; i < 150 && !streamed; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      streamed = ReadReplicationStatusFile(data_dir_, &status).ok() &&
+                 status.connection == "connected" && status.batches > 600;
+    }
+    if (!streamed) return Failed("the primary did not stream to the replica");
+    kill(workload_pid_, SIGKILL);
+    int ws = 0;
+    waitpid(workload_pid_, &ws, 0);
+    workload_pid_ = 0;
+    std::ifstream in(ack_log);
+    size_t lines = 0;
+    for (std::string line; std::getline(in, line);) ++lines;
+    Note("killed the primary process after " + std::to_string(lines) +
+         " acknowledged writes (" + std::to_string(status.batches) +
+         " batches shipped when last reported); the replica region is intact");
+    return true;
+  }
+
+  bool PromoteReplica() {
+    Step("Promote the replica: the epoch rises, and a loss receipt");
+    PromotionReport report;
+    Status s = coffer::PromoteReplica(replica_dir_, "demo", &report);
+    if (!s.ok()) return Failed("promote demo-dr", s);
+    int ws = 0;
+    const pid_t pid = replica_pid_;
+    replica_pid_ = 0;
+    waitpid(pid, &ws, 0);
+    Note("'demo-dr' promoted through its daemon's admin channel in " +
+         std::to_string(report.micros / 1000) + " ms: epoch " +
+         std::to_string(report.old_epoch) + " -> " +
+         std::to_string(report.new_epoch) +
+         "; the daemon exited (status " +
+         std::to_string(WIFEXITED(ws) ? WEXITSTATUS(ws) : -1) +
+         ") so an application can open the new primary");
+    for (const TenantLossReceipt& t : report.tenants) {
+      if (t.tenant.rfind("wl-", 0) != 0) continue;
+      char line[200];
+      std::snprintf(line, sizeof(line),
+                    "  %s: promoted at sequence %llu (committed %s); %llu "
+                    "writes known beyond it",
+                    t.tenant.c_str(),
+                    static_cast<unsigned long long>(t.promoted_at_seq),
+                    FormatUnixMicrosExact(t.promoted_at_commit_unix_micros)
+                        .c_str(),
+                    static_cast<unsigned long long>(t.writes_beyond));
+      Note(line);
+      promoted_at_[t.tenant] = t.promoted_at_seq;
+    }
+    if (promoted_at_.size() != 3) return Failed("receipt lacks wl tenants");
+    return true;
+  }
+
+  bool VerifyNewPrimary() {
+    Step("Check the new primary against every acknowledged write");
+    std::string out;
+    const int code = RunCapture(
+        {"/proc/self/exe", "verify", "--data", replica_dir_, "--key-file",
+         new_key_file_, "--ack-log", root_ + "/acked.log"},
+        &out);
+    std::istringstream lines(out);
+    bool prefix_matches = true;
+    for (std::string line; std::getline(lines, line);) {
+      if (line.rfind("tenant ", 0) != 0 && line.rfind("total", 0) != 0) {
+        continue;
+      }
+      Note(line);
+      // "tenant wl-000: acked A, present P, ..."
+      const size_t colon = line.find(':');
+      const size_t present = line.find("present ");
+      if (line.rfind("tenant ", 0) == 0 && colon != std::string::npos &&
+          present != std::string::npos) {
+        const std::string id = line.substr(7, colon - 7);
+        const uint64_t n = std::stoull(line.substr(present + 8));
+        prefix_matches = prefix_matches && promoted_at_[id] == n;
+      }
+    }
+    Note("'coffer verify' exited " + std::to_string(code) +
+         ": every record present is correct and each tenant holds a prefix "
+         "of its acknowledged writes, ending exactly at the receipt's "
+         "promotion point");
+    if (code != 0) return Failed("the new primary fails verification");
+    if (!prefix_matches) return Failed("a prefix differs from the receipt");
+    std::unique_ptr<Cluster> promoted;
+    Status s = Cluster::Open(replica_dir_, ToolOpenOptions(), keys_, &promoted);
+    std::unique_ptr<Tenant> tenant;
+    if (s.ok()) s = promoted->GetTenant("acme", &tenant);
+    if (s.ok()) s = tenant->Put(WriteOptions(), "after-failover", "ok");
+    Note("a write on the new primary -> " + s.ToString());
+    if (!s.ok()) return Failed("the new primary refuses writes", s);
+    return true;
+  }
+
+  bool RejoinOldPrimary() {
+    Step("The old primary rejoins as a replica of the new one");
+    std::unique_ptr<Cluster> old;
+    Status s = Cluster::Open(data_dir_, ToolOpenOptions(), keys_, &old);
+    if (s.ok()) s = old->Rejoin("demo-dr");
+    old.reset();
+    if (!s.ok()) return Failed("rejoin demo", s);
+    Note("'demo' is now a replica of 'demo-dr'; its daemon starts, and the "
+         "new primary ships to it");
+    if (!SpawnReplicaDaemon(data_dir_, "demo", "rejoin.log")) return false;
+    OpenOptions options = ToolOpenOptions();
+    options.replication.replica_address =
+        "127.0.0.1:" + std::to_string(replica_port_);
+    options.replication.tls = {root_ + "/certs/demo-dr.pem",
+                               root_ + "/certs/demo-dr.key",
+                               root_ + "/certs/ca.pem"};
+    s = Cluster::Open(replica_dir_, options, keys_, &cluster_);
+    if (!s.ok()) return Failed("open demo-dr with replication", s);
+    ReplicationStatus status;
+    if (!WaitCaughtUp(std::chrono::steady_clock::now(), &status)) return false;
+    cluster_.reset();
+    const int code = StopReplicaDaemon();
+    const std::string log = ReadFile(root_ + "/rejoin.log");
+    std::istringstream lines(log);
+    for (std::string line; std::getline(lines, line);) {
+      const size_t at = line.find("tenant '");
+      if (at != std::string::npos && line.find("rejoined") != std::string::npos) {
+        Note(line.substr(at));
+      }
+    }
+    Note("old primary's daemon stopped, exit status " + std::to_string(code));
+    std::unique_ptr<Cluster> replica;
+    s = Cluster::Open(data_dir_, ToolOpenOptions(), keys_, &replica);
+    std::unique_ptr<Tenant> tenant;
+    std::string value;
+    if (s.ok()) s = replica->GetTenant("acme", &tenant);
+    if (s.ok()) s = tenant->Get(ReadOptions(), "after-failover", &value);
+    Note("the new primary's write after the failover is on the old primary: " +
+         s.ToString());
+    if (!s.ok() || value != "ok") return Failed("rejoin did not converge", s);
+    return true;
+  }
+
   static uint64_t MicrosSinceStart(std::chrono::steady_clock::time_point t) {
     return static_cast<uint64_t>(
         std::chrono::duration_cast<std::chrono::microseconds>(
@@ -921,6 +1113,8 @@ class Demo {
   const std::string new_key_file_;  // the master key after the rotation
   const std::string replica_dir_ = root_ + "/replica";
   pid_t replica_pid_ = 0;  // the replica daemon, while running
+  pid_t workload_pid_ = 0;
+  std::map<std::string, uint64_t> promoted_at_;  // tenant -> promotion point
   int replica_port_ = 0;
   std::mt19937_64 rng_;
   std::shared_ptr<KeyProvider> keys_;

@@ -1165,7 +1165,11 @@ void RegisterDemoCommand(CLI::App* app, Runner* run) {
       "all and detects an edited byte. Finally starts a replica daemon on "
       "loopback, ships every tenant to it over mutually authenticated TLS, "
       "shows the lag falling to zero, and checks the replica's copy (and "
-      "that it holds no plaintext). Exits 0 only if every check passes. "
+      "that it holds no plaintext). Then kills a primary process under load, "
+      "promotes the replica (loss receipt), verifies the new primary against "
+      "every acknowledged write, and rejoins the old primary as its replica "
+      "(divergent writes go to encrypted rollback files). Exits 0 only if "
+      "every check passes. "
       "The scratch directory is removed afterwards unless --dir names it.");
   cmd->add_option("--dir", *dir,
                   "Run in this empty or new directory and keep it")

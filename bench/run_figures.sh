@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every figure of bench/README.md in sequence and writes the outputs
-# (text and JSON) plus the chart into OUT_DIR. About 20 minutes on 2 cores.
+# (text and JSON) plus the chart into OUT_DIR. About 25 minutes on 2 cores.
 #
 # Usage: bash bench/run_figures.sh BUILD_DIR OUT_DIR
 #   BUILD_DIR: a Release build with COFFER_BUILD_BENCH=ON
@@ -39,6 +39,10 @@ echo "== tenant scale, 10,000 tenants, 256 open"
 "$bench/tenant_scale" --tenants 10000 --max-open 256 --hot 200 --json \
   >"$out/tenant-scale.json" 2>"$out/tenant-scale.txt"
 grep -v '^\.\.\.' "$out/tenant-scale.txt"
+
+echo "== replication: off vs on, lag at 50% / 90% load, catch-up after a 60 s outage"
+"$bench/replication-bench" --json >"$out/replication.json" 2>"$out/replication.txt"
+grep -v '^\.\.\.' "$out/replication.txt"
 
 echo "== micro-benchmarks"
 "$bench/micro_bench" --benchmark_repetitions=3 --benchmark_report_aggregates_only=true \

@@ -10,6 +10,8 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -29,6 +31,41 @@ std::string OpenSslError() {
   ERR_error_string_n(e, buf, sizeof(buf));
   return buf;
 }
+
+// Blocks SIGPIPE in the calling thread while OpenSSL writes to a socket the
+// peer may have closed (OpenSSL uses write(2), which raises SIGPIPE for the
+// writing thread), and discards a SIGPIPE raised meanwhile. Processes
+// embedding Coffer need not ignore SIGPIPE themselves.
+class ScopedNoSigpipe {
+ public:
+  ScopedNoSigpipe() {
+    sigemptyset(&pipe_);
+    sigaddset(&pipe_, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_, &old_);
+    sigset_t pending;
+    sigpending(&pending);
+    was_pending_ = sigismember(&pending, SIGPIPE) == 1;
+  }
+  ~ScopedNoSigpipe() {
+    if (!was_pending_) {
+      sigset_t pending;
+      sigpending(&pending);
+      if (sigismember(&pending, SIGPIPE) == 1) {
+        const struct timespec zero = {0, 0};
+        while (sigtimedwait(&pipe_, nullptr, &zero) < 0 && errno == EINTR) {
+        }
+      }
+    }
+    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+  }
+  ScopedNoSigpipe(const ScopedNoSigpipe&) = delete;
+  ScopedNoSigpipe& operator=(const ScopedNoSigpipe&) = delete;
+
+ private:
+  sigset_t pipe_;
+  sigset_t old_;
+  bool was_pending_ = false;
+};
 
 // Waits until `fd` is readable (or writable); false on timeout.
 bool WaitFd(int fd, bool write, int timeout_ms) {
@@ -104,6 +141,7 @@ Status TlsContext::Create(const TlsConfig& config, bool server,
 
 TlsChannel::~TlsChannel() {
   if (ssl_ != nullptr) {
+    ScopedNoSigpipe no_sigpipe;
     SSL_shutdown(ssl_);
     SSL_free(ssl_);
   }
@@ -114,7 +152,11 @@ Status TlsChannel::Handshake(bool server, int timeout_ms) {
   const auto deadline =
       std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   for (;;) {
-    int r = server ? SSL_accept(ssl_) : SSL_connect(ssl_);
+    int r;
+    {
+      ScopedNoSigpipe no_sigpipe;
+      r = server ? SSL_accept(ssl_) : SSL_connect(ssl_);
+    }
     if (r == 1) break;
     int err = SSL_get_error(ssl_, r);
     if ((err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) &&
@@ -210,6 +252,7 @@ Status TlsChannel::Send(const replpb::Envelope& message) {
   if (!s.ok()) return s;
   size_t off = 0;
   while (off < frame.size()) {
+    ScopedNoSigpipe no_sigpipe;
     int n = SSL_write(ssl_, frame.data() + off,
                       static_cast<int>(frame.size() - off));
     if (n > 0) {
@@ -256,7 +299,11 @@ Status TlsChannel::TryReceive(replpb::Envelope* message, int timeout_ms,
       return Status::OK();
     }
     char buf[65536];
-    int n = SSL_read(ssl_, buf, sizeof(buf));
+    int n;
+    {
+      ScopedNoSigpipe no_sigpipe;  // a read may write (key updates, alerts)
+      n = SSL_read(ssl_, buf, sizeof(buf));
+    }
     if (n > 0) {
       decoder_.Feed(std::string_view(buf, static_cast<size_t>(n)));
       continue;

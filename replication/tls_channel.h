@@ -9,8 +9,10 @@
 // Thread-safety: a TlsContext may be shared; a TlsChannel is used by one
 // thread at a time.
 //
-// Writing to a connection the peer closed raises SIGPIPE (OpenSSL writes to
-// the socket with write(2)); processes using channels ignore SIGPIPE.
+// Writing to a connection the peer closed would raise SIGPIPE (OpenSSL
+// writes to the socket with write(2)): every OpenSSL call here blocks
+// SIGPIPE in its thread and discards one it raised, so embedding processes
+// need not ignore SIGPIPE.
 
 #ifndef COFFER_REPLICATION_TLS_CHANNEL_H_
 #define COFFER_REPLICATION_TLS_CHANNEL_H_

@@ -30,6 +30,7 @@
 
 #include "coffer/coffer.h"
 #include "engine/catalog.h"
+#include "replication/chain.h"
 #include "replication/frame.h"
 #include "replication/proto/replication.pb.h"
 #include "replication/tls_channel.h"
@@ -1413,14 +1414,6 @@ TEST_F(HostilePeerTest, BadBatchesCloseTheConnectionAndApplyNothing) {
        "chain"},
       {"count disagrees with the data",
        [](replpb::Batch* b) { b->set_count(2); }, "operations"},
-      {"writes the replica's position",
-       [](replpb::Batch* b) {
-         FakeFamily system(1);
-         rocksdb::WriteBatch wb;
-         EXPECT_TRUE(wb.Put(&system, "coffer.replica.position", "x").ok());
-         b->set_data(wb.Data());
-       },
-       "column families"},
       {"writes an unknown column family",
        [](replpb::Batch* b) {
          FakeFamily other(7);
@@ -1515,6 +1508,46 @@ TEST_F(HostilePeerTest, BadBatchesCloseTheConnectionAndApplyNothing) {
   EXPECT_EQ(start.applied_seq(), t0->applied_seq);
   EXPECT_EQ((std::vector<std::string>{"t0"}), replica_->ListTenants());
   EXPECT_EQ("", DiffMaps("t0", contents, ScanTenant(replica_.get(), "t0")));
+
+  // A batch carrying a position record of its own (in the system family)
+  // never sets the replica's position: the replica refuses the batch, or
+  // applies it without that record, its position then advanced by exactly
+  // this batch.
+  {
+    SCOPED_TRACE("batch writing the replica's position record");
+    std::unique_ptr<TlsChannel> ch;
+    replpb::HelloReply reply;
+    ASSERT_OK(Connect(&ch, &reply));
+    const replpb::TenantPosition* p = PositionOf(reply, "t0");
+    ASSERT_NE(nullptr, p);
+    replpb::TenantPosition forged = *p;
+    forged.set_applied_seq(1000000);
+    forged.set_chain_hash(std::string(16, 'f'));
+    FakeFamily system(1);
+    rocksdb::WriteBatch wb;
+    ASSERT_TRUE(wb.Put(&system, "coffer.replica.position",
+                       forged.SerializeAsString())
+                    .ok());
+    replpb::Envelope e = NextBatch(*p);
+    e.mutable_batch()->set_data(wb.Data());
+    const std::string advanced =
+        ChainHash(p->chain_hash(), p->applied_seq() + 1, 1, wb.Data());
+    ASSERT_OK(ch->Send(e));
+    replpb::Envelope answer;
+    Status s = ch->Receive(&answer, 5000);
+    ch.reset();
+    ASSERT_OK(Connect(&ch, &reply));
+    const replpb::TenantPosition* now = PositionOf(reply, "t0");
+    ASSERT_NE(nullptr, now);
+    const bool refused = now->applied_seq() == start.applied_seq() &&
+                         now->chain_hash() == start.chain_hash();
+    const bool stripped = now->applied_seq() == start.applied_seq() + 1 &&
+                          now->chain_hash() == advanced;
+    EXPECT_TRUE(refused || stripped)
+        << "position now " << now->applied_seq() << " (answer "
+        << (s.ok() ? answer.ShortDebugString() : s.ToString()) << ")";
+    EXPECT_EQ("", DiffMaps("t0", contents, ScanTenant(replica_.get(), "t0")));
+  }
 
   // The real primary connects and converges afterwards.
   ASSERT_OK(ReopenPrimary(PrimaryOptions()));

@@ -362,6 +362,7 @@ void ClusterImpl::FillFailoverStatus(ReplicationStatus* status) const {
     status->fenced_by_epoch = b.fenced_by_epoch();
   }
   status->promoted_from = b.promoted_from();
+  status->switchover_to = b.switchover_to();
   status->promoted_unix_micros = b.promoted_unix_micros();
 }
 

@@ -34,6 +34,7 @@ Status WriteReplicationStatusFile(const std::string& data_dir,
   r.set_fenced_by_epoch(status.fenced_by_epoch);
   r.set_promoted_from(status.promoted_from);
   r.set_promoted_unix_micros(status.promoted_unix_micros);
+  r.set_switchover_to(status.switchover_to);
   for (const TenantReplicationStatus& t : status.tenants) {
     replpb::TenantStatusRecord* o = r.add_tenants();
     o->set_tenant(t.tenant);
@@ -82,6 +83,7 @@ Status ReadReplicationStatusFile(const std::string& data_dir,
   status->fenced_by_epoch = r.fenced_by_epoch();
   status->promoted_from = r.promoted_from();
   status->promoted_unix_micros = r.promoted_unix_micros();
+  status->switchover_to = r.switchover_to();
   for (const replpb::TenantStatusRecord& o : r.tenants()) {
     TenantReplicationStatus t;
     t.tenant = o.tenant();

@@ -175,6 +175,9 @@ void PrintStatus(const ReplicationStatus& st, bool json) {
             .AddNumber("as_of_unix_micros", st.as_of_unix_micros)
             .AddString("fenced_by", st.fenced_by)
             .AddNumber("fenced_by_epoch", st.fenced_by_epoch)
+            .AddString("switchover_to", st.switchover_to)
+            .AddBool("writes_stopped",
+                     !st.fenced_by.empty() || !st.switchover_to.empty())
             .AddString("promoted_from", st.promoted_from)
             .AddNumber("promoted_unix_micros", st.promoted_unix_micros)
             .AddRaw("status_age_seconds", Seconds(age))
@@ -190,6 +193,11 @@ void PrintStatus(const ReplicationStatus& st, bool json) {
     PrintField("FENCED", "'" + st.fenced_by + "' is the primary at epoch " +
                              std::to_string(st.fenced_by_epoch) +
                              "; this cluster takes no writes");
+  }
+  if (!st.switchover_to.empty()) {
+    PrintField("SWITCHOVER", "to '" + st.switchover_to +
+                                 "' under way: this cluster takes no writes "
+                                 "until it completes (retry it)");
   }
   if (!st.promoted_from.empty() || st.promoted_unix_micros != 0) {
     PrintField("promoted", "from '" + st.promoted_from + "' at " +
@@ -330,6 +338,11 @@ void RegisterMetrics(CLI::App* app, Runner* run) {
            "1 when a higher epoch exists and this cluster takes no writes.");
     sample("coffer_replication_fenced", base,
            st.fenced_by.empty() ? "0" : "1");
+    family("coffer_replication_writes_stopped", "gauge",
+           "1 while this primary takes no writes (fenced, or a switchover "
+           "under way).");
+    sample("coffer_replication_writes_stopped", base,
+           st.fenced_by.empty() && st.switchover_to.empty() ? "0" : "1");
     family("coffer_replication_status_age_seconds", "gauge",
            "Age of the status these figures come from.");
     sample("coffer_replication_status_age_seconds", base, Seconds(age));
@@ -538,7 +551,9 @@ void RegisterReceipt(CLI::App* replication, Runner* run) {
 
 void RegisterSwitchover(CLI::App* app, Runner* run) {
   struct Args {
-    std::string data;
+    ClusterArgs cluster;
+    std::string replica;
+    TlsFiles tls;
     bool json = false;
   };
   auto args = std::make_shared<Args>();
@@ -553,15 +568,73 @@ void RegisterSwitchover(CLI::App* app, Runner* run) {
       "the old primary becomes its replica (serve it with 'coffer replica "
       "serve'; its tenants resume without a reseed). If anything fails "
       "midway the old primary stays write-stopped, never two writable "
-      "primaries; running it again completes it.");
-  cmd->add_option("--data", args->data, "Data directory of the primary")
+      "primaries; running it again completes it. When no process runs the "
+      "primary (for example after one died mid-switchover), give "
+      "--replicate-to, the TLS files and the master key: the command opens "
+      "the primary itself, connects to the replica and switches over.");
+  cmd->add_option("--data", args->cluster.data, "Data directory of the primary")
       ->envname("COFFER_DATA")
       ->required();
+  cmd->add_option("--key-file", args->cluster.key_file,
+                  "Master key file (only without a running primary process)")
+      ->envname("COFFER_KEY_FILE");
+  cmd->add_option("--key-dir", args->cluster.key_dir,
+                  "Directory of master keys instead of --key-file")
+      ->envname("COFFER_KEY_DIR");
+  cmd->add_option("--default-key-id", args->cluster.default_key_id,
+                  "With --key-dir: id of the cluster's master key")
+      ->default_str("master");
+  cmd->add_option("--replicate-to", args->replica,
+                  "The replica's HOST:PORT (only without a running primary "
+                  "process)")
+      ->type_name("HOST:PORT");
+  AddTlsArgs(cmd, &args->tls, /*required=*/false);
   cmd->add_flag("--json", args->json, "Print one JSON object");
   OnRun(cmd, run, [args] {
     SwitchoverReport report;
-    Status s =
-        SwitchoverPrimary(args->data, ToolOpenOptions().principal, &report);
+    Status s = SwitchoverPrimary(args->cluster.data,
+                                 ToolOpenOptions().principal, &report);
+    if (s.IsNotFound() && !args->replica.empty()) {
+      // No process holds the primary: open it here, shipping to the replica.
+      if (args->cluster.default_key_id.empty()) {
+        args->cluster.default_key_id = "master";
+      }
+      std::shared_ptr<KeyProvider> keys;
+      s = OpenKeyProvider(args->cluster, &keys);
+      OpenOptions options = ToolOpenOptions();
+      options.replication.replica_address = args->replica;
+      options.replication.tls = args->tls;
+      std::unique_ptr<Cluster> cluster;
+      if (s.ok()) {
+        s = Cluster::Open(args->cluster.data, options, std::move(keys),
+                          &cluster);
+      }
+      ReplicationStatus st;
+      for (int i = 0; s.ok() && i < 300; ++i) {
+        s = cluster->GetReplicationStatus(&st);
+        if (!s.ok() || st.connection == "connected" || st.role == "replica") {
+          break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+      if (s.ok() && cluster->Describe().role == "replica") {
+        // A switchover recorded earlier completed as the cluster opened.
+        const ClusterInfo info = cluster->Describe();
+        report.new_primary = info.primary_cluster_id;
+        report.new_epoch = info.epoch;
+      } else if (s.ok() && st.connection != "connected") {
+        s = Status::IOError("cannot reach the replica at " + args->replica +
+                            " (" + st.connection + ": " + st.last_error + ")");
+      } else if (s.ok()) {
+        s = cluster->Switchover(&report);
+        if (!s.ok() && cluster->Describe().role == "replica") {
+          const ClusterInfo info = cluster->Describe();
+          report.new_primary = info.primary_cluster_id;
+          report.new_epoch = info.epoch;
+          s = Status::OK();
+        }
+      }
+    }
     if (!s.ok()) return Fail("switchover", s);
     if (args->json) {
       std::printf("%s\n",

@@ -217,9 +217,14 @@ Status Workload::Setup() {
     std::snprintf(suffix, sizeof(suffix), "-%03llu",
                   static_cast<unsigned long long>(i));
     t.id = args_.tenant_prefix + suffix;
-    s = cluster_->CreateTenant(t.id, TenantOptions());
-    if (s.IsAlreadyExists()) s = Status::OK();
-    if (s.ok()) s = cluster_->GetTenant(t.id, &t.handle);
+    // An existing tenant is used as it is (also on a cluster that takes no
+    // writes now: its writers then report why).
+    s = cluster_->GetTenant(t.id, &t.handle);
+    if (s.IsNotFound()) {
+      s = cluster_->CreateTenant(t.id, TenantOptions());
+      if (s.IsAlreadyExists()) s = Status::OK();
+      if (s.ok()) s = cluster_->GetTenant(t.id, &t.handle);
+    }
     if (!s.ok()) return s;
     const auto it = log.last_n.find(t.id);
     t.resumed_after = it == log.last_n.end() ? 0 : it->second;

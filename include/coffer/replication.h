@@ -120,6 +120,9 @@ struct ReplicationStatus {
   // higher epoch: it takes no writes (Fenced) until it rejoins as a replica.
   std::string fenced_by;
   uint64_t fenced_by_epoch = 0;
+  // Set while a planned switchover to this replica is under way: this
+  // primary takes no writes until it completes.
+  std::string switchover_to;
   // Set on a promoted replica.
   std::string promoted_from;
   uint64_t promoted_unix_micros = 0;

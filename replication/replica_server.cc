@@ -54,6 +54,9 @@ constexpr int kHelloTimeoutMs = 10000;
 constexpr size_t kAckEvery = 256;  // batches applied before acks go out
 constexpr auto kAckDelay = std::chrono::milliseconds(20);
 constexpr auto kInstallWait = std::chrono::seconds(10);
+constexpr size_t kWriteBatchHeaderBytes = 12;  // sequence (8) + count (4)
+constexpr size_t kGroupBatches = 256;            // batches applied at once
+constexpr size_t kGroupBytes = size_t{4} << 20;
 
 // Copies a batch's operations except those on the replication records.
 class RecordFilter : public rocksdb::WriteBatch::Handler {
@@ -181,7 +184,9 @@ class ReplicaServerImpl final : public ReplicaServer {
   Status Positions(replpb::HelloReply* reply);
   // Loads the position of `tenant` from its database (if not cached).
   Status LoadPosition(const std::shared_ptr<TenantSlot>& slot);
-  Status ApplyBatch(const replpb::Batch& batch);
+  // Applies consecutive batches of one tenant in one atomic write with the
+  // new position, each checked first; nothing is applied if one fails.
+  Status ApplyBatches(const std::vector<replpb::Batch>& group);
   Status ApplyEvent(const replpb::TenantEvent& event,
                     const std::string& primary);
   Status SeedBegin(const replpb::SeedBegin& begin);
@@ -571,6 +576,9 @@ Status ReplicaServerImpl::Session(TlsChannel* channel,
   auto last_heard = std::chrono::steady_clock::now();
   auto first_pending = last_heard;
   size_t applied = 0;
+  // A message read while gathering a group of batches, handled next.
+  replpb::Envelope stashed;
+  bool have_stashed = false;
   while (!stop_.load() && !session_stop_.load()) {
     replpb::Envelope message;
     bool got = false;
@@ -579,8 +587,14 @@ Status ReplicaServerImpl::Session(TlsChannel* channel,
       std::lock_guard<std::mutex> lock(mu_);
       have_pending = !pending_.empty();
     }
-    s = channel->TryReceive(&message, have_pending ? 0 : kPollMs, &got);
-    if (!s.ok()) return s;
+    if (have_stashed) {
+      message.Swap(&stashed);
+      have_stashed = false;
+      got = true;
+    } else {
+      s = channel->TryReceive(&message, have_pending ? 0 : kPollMs, &got);
+      if (!s.ok()) return s;
+    }
     const auto now = std::chrono::steady_clock::now();
     if (!got) {
       if (have_pending) {
@@ -597,11 +611,29 @@ Status ReplicaServerImpl::Session(TlsChannel* channel,
     }
     last_heard = now;
     switch (message.body_case()) {
-      case replpb::Envelope::kBatch:
+      case replpb::Envelope::kBatch: {
         if (applied == 0) first_pending = now;
-        s = ApplyBatch(message.batch());
-        applied++;
+        // Batches of the same tenant already here go in one write.
+        std::vector<replpb::Batch> group;
+        size_t bytes = message.batch().data().size();
+        group.push_back(std::move(*message.mutable_batch()));
+        while (group.size() < kGroupBatches && bytes < kGroupBytes) {
+          bool more = false;
+          s = channel->TryReceive(&stashed, 0, &more);
+          if (!s.ok()) return s;
+          if (!more) break;
+          if (!stashed.has_batch() ||
+              stashed.batch().tenant() != group.front().tenant()) {
+            have_stashed = true;
+            break;
+          }
+          bytes += stashed.batch().data().size();
+          group.push_back(std::move(*stashed.mutable_batch()));
+        }
+        s = ApplyBatches(group);
+        applied += group.size();
         break;
+      }
       case replpb::Envelope::kTenantEvent:
         // Acks first: a drop must not strand acknowledgements.
         s = FlushAcks(channel);
@@ -724,8 +756,9 @@ Status ReplicaServerImpl::Positions(replpb::HelloReply* reply) {
   return Status::OK();
 }
 
-Status ReplicaServerImpl::ApplyBatch(const replpb::Batch& b) {
-  const std::string& id = b.tenant();
+Status ReplicaServerImpl::ApplyBatches(
+    const std::vector<replpb::Batch>& group) {
+  const std::string& id = group.front().tenant();
   std::shared_ptr<TenantSlot> slot = cluster_->FindSlot(id);
   if (slot == nullptr) {
     return Status::InvalidArgument("batch for tenant '" + id.substr(0, 80) +
@@ -746,77 +779,104 @@ Status ReplicaServerImpl::ApplyBatch(const replpb::Batch& b) {
     return Status::InvalidArgument(context +
                                    " arrived before its fork was reconciled");
   }
-  if (b.epoch() < p.epoch) {
-    return Status::Fenced(context + " is from epoch " +
-                          std::to_string(b.epoch()) + ", below the applied " +
-                          std::to_string(p.epoch));
+  std::shared_ptr<TenantDb> db;
+  s = cluster_->Pin(slot, &db);
+  if (!s.ok()) return s;
+  // Every batch is checked against the position the ones before it reach;
+  // all of them and the final position then go in one atomic write.
+  Position next = p;
+  std::vector<const replpb::Batch*> apply;
+  bool filter = false;
+  uint64_t bytes = 0;
+  for (const replpb::Batch& b : group) {
+    if (b.tenant() != id) {
+      return Status::InvalidArgument("batch group mixes tenants");
+    }
+    if (b.epoch() < next.epoch) {
+      return Status::Fenced(context + " is from epoch " +
+                            std::to_string(b.epoch()) + ", below the applied " +
+                            std::to_string(next.epoch));
+    }
+    if (b.count() == 0 || b.first_seq() == 0) {
+      return Status::InvalidArgument(context +
+                                     " consumes no sequence numbers");
+    }
+    const uint64_t end = b.first_seq() + b.count() - 1;
+    if (end <= next.applied_seq) continue;  // a resend: acknowledged again
+    if (b.first_seq() != next.applied_seq + 1) {
+      return Status::InvalidArgument(
+          context + " starts at sequence " + std::to_string(b.first_seq()) +
+          " but the replica has applied up to " +
+          std::to_string(next.applied_seq) + "; nothing applied");
+    }
+    if (b.prev_chain_hash() != next.chain) {
+      return Status::InvalidArgument(context + " at sequence " +
+                                     std::to_string(b.first_seq()) +
+                                     " does not continue the replica's chain");
+    }
+    BatchSummary summary;
+    s = InspectBatch(b.data(), &summary);
+    if (!s.ok()) return Status::Corruption(context + ": " + s.message());
+    if (summary.count != b.count()) {
+      return Status::Corruption(context + " claims " +
+                                std::to_string(b.count()) +
+                                " operations but holds " +
+                                std::to_string(summary.count));
+    }
+    if (summary.max_column_family > db->system()->GetID() ||
+        summary.system_range_delete) {
+      return Status::InvalidArgument(
+          context + " writes outside the tenant's column families");
+    }
+    filter |= summary.touches_replication_records;
+    next.applied_seq = end;
+    next.chain = ChainHash(next.chain, b.first_seq(), b.count(), b.data());
+    next.epoch = b.epoch();
+    next.applied_commit = b.commit_unix_micros();
+    next.primary_seq = std::max({next.primary_seq, b.primary_latest_seq(), end});
+    next.primary_commit =
+        std::max({next.primary_commit, b.primary_latest_commit_unix_micros(),
+                  b.commit_unix_micros()});
+    bytes += b.data().size();
+    apply.push_back(&b);
   }
-  if (b.count() == 0 || b.first_seq() == 0) {
-    return Status::InvalidArgument(context + " consumes no sequence numbers");
-  }
-  const uint64_t end = b.first_seq() + b.count() - 1;
-  if (end <= p.applied_seq) {
-    // Already applied (a resend): acknowledge again, apply nothing.
+  if (apply.empty()) {
     std::lock_guard<std::mutex> lock(mu_);
     pending_.insert(id);
     return Status::OK();
   }
-  if (b.first_seq() != p.applied_seq + 1) {
-    return Status::InvalidArgument(
-        context + " starts at sequence " + std::to_string(b.first_seq()) +
-        " but the replica has applied up to " + std::to_string(p.applied_seq) +
-        "; nothing applied");
-  }
-  if (b.prev_chain_hash() != p.chain) {
-    return Status::InvalidArgument(context + " at sequence " +
-                                   std::to_string(b.first_seq()) +
-                                   " does not continue the replica's chain");
-  }
-  BatchSummary summary;
-  s = InspectBatch(b.data(), &summary);
-  if (!s.ok()) return Status::Corruption(context + ": " + s.message());
-  if (summary.count != b.count()) {
-    return Status::Corruption(context + " claims " + std::to_string(b.count()) +
-                              " operations but holds " +
-                              std::to_string(summary.count));
-  }
-  std::shared_ptr<TenantDb> db;
-  s = cluster_->Pin(slot, &db);
-  if (!s.ok()) return s;
-  if (summary.max_column_family > db->system()->GetID() ||
-      summary.system_range_delete) {
-    return Status::InvalidArgument(
-        context + " writes outside the tenant's column families");
-  }
-  Position next = p;
-  next.applied_seq = end;
-  next.chain = ChainHash(p.chain, b.first_seq(), b.count(), b.data());
-  next.epoch = b.epoch();
-  next.applied_commit = b.commit_unix_micros();
-  next.primary_seq = std::max({p.primary_seq, b.primary_latest_seq(), end});
-  next.primary_commit =
-      std::max({p.primary_commit, b.primary_latest_commit_unix_micros(),
-                b.commit_unix_micros()});
-  // The batch and the new position in one atomic write. A former replica's
-  // log also holds its own replication records: those stay behind.
   rocksdb::WriteBatch wb;
-  if (summary.touches_replication_records) {
-    RecordFilter filter(&wb, {db->db()->DefaultColumnFamily(), db->system()});
-    rocksdb::Status fs = rocksdb::WriteBatch(b.data()).Iterate(&filter);
-    if (!fs.ok()) return FromRocks(fs, context);
+  if (filter) {
+    // A former replica's log also holds its own replication records: those
+    // stay behind.
+    RecordFilter records(&wb, {db->db()->DefaultColumnFamily(), db->system()});
+    for (const replpb::Batch* b : apply) {
+      rocksdb::Status fs = rocksdb::WriteBatch(b->data()).Iterate(&records);
+      if (!fs.ok()) return FromRocks(fs, context);
+    }
   } else {
-    wb = rocksdb::WriteBatch(b.data());
+    // Concatenated representations: one header (its count the sum), then
+    // every batch's records in order (RocksDB's write batch format).
+    std::string rep = apply.front()->data();
+    uint32_t count = apply.front()->count();
+    for (size_t i = 1; i < apply.size(); ++i) {
+      rep.append(apply[i]->data(), kWriteBatchHeaderBytes,
+                 std::string::npos);
+      count += apply[i]->count();
+    }
+    for (int i = 0; i < 4; ++i) rep[8 + i] = char((count >> (8 * i)) & 0xff);
+    wb = rocksdb::WriteBatch(std::move(rep));
   }
   rocksdb::Status rs = wb.Put(db->system(), kReplicaPositionKey,
                               ToProto(id, next).SerializeAsString());
   if (rs.ok()) rs = db->db()->Write(rocksdb::WriteOptions(), &wb);
   if (!rs.ok()) return FromRocks(rs, context);
-  db->AddUnflushed(b.data().size());
+  db->AddUnflushed(bytes);
   std::lock_guard<std::mutex> lock(mu_);
   positions_[id] = next;
   pending_.insert(id);
-  batches_++;
-  bytes_ += b.data().size();
+  batches_ += apply.size();
+  bytes_ += bytes;
   return Status::OK();
 }
 

@@ -30,6 +30,8 @@ constexpr int kMaxReconnectDelayMs = 5000;
 constexpr auto kHeartbeatInterval = std::chrono::seconds(1);
 constexpr size_t kSeedChunkBytes = size_t{1} << 20;
 constexpr char kCheckpointDir[] = "checkpoint";
+constexpr auto kHotHold = std::chrono::milliseconds(1000);
+constexpr auto kHotIdle = std::chrono::milliseconds(200);
 
 }  // namespace
 
@@ -250,6 +252,11 @@ Status Shipper::Handshake(TlsChannel* channel, replpb::HelloReply* reply) {
 }
 
 Status Shipper::Session() {
+  // Whatever ends the session, no tenant stays pinned by it.
+  struct ReleaseAll {
+    Shipper* shipper;
+    ~ReleaseAll() { shipper->ReleaseHot(/*all=*/true); }
+  } release_all{this};
   std::unique_ptr<TlsChannel> channel;
   Status s = TlsChannel::Connect(
       *tls_, options_.replica_address, options_.replica_cluster_id,
@@ -334,6 +341,7 @@ Status Shipper::Session() {
       if (!s.ok()) return s;
     }
 
+    ReleaseHot(/*all=*/false);
     bool idle = false;
     bool waiting = false;
     {
@@ -355,7 +363,14 @@ Status Shipper::Session() {
       if (!s.ok()) return s;
       last_send = std::chrono::steady_clock::now();
     }
-    int wait_ms = idle && waiting ? 20 : 0;
+    bool window_full = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      window_full = unacked_bytes_ >= options_.max_unacked_bytes;
+    }
+    // Idle with acknowledgements due, or a full window: wait for acks
+    // instead of spinning.
+    int wait_ms = (idle && waiting) ? 20 : window_full ? 5 : 0;
     for (;;) {
       replpb::Envelope message;
       bool got = false;
@@ -501,15 +516,27 @@ Status Shipper::ShipTenant(TlsChannel* channel, const std::string& id,
     UpdateUnackedSince(id, st);
     return Status::OK();
   }
-  std::shared_ptr<TenantDb> db;
-  Status s = cluster_->Pin(slot, &db);
-  if (!s.ok()) {
-    if (!s.IsNotFound() && !s.IsKeyRevoked()) {
-      std::lock_guard<std::mutex> lock(mu_);
-      last_error_ = "tenant '" + id + "': " + s.ToString();
-    }
-    return Status::OK();
+  const auto now = std::chrono::steady_clock::now();
+  Hot& hot = hot_[id];
+  if (hot.db != nullptr && now - hot.born > kHotHold) {
+    hot = Hot();  // let administrative operations through now and then
   }
+  if (hot.db == nullptr) {
+    Status s = cluster_->Pin(slot, &hot.db);
+    if (!s.ok()) {
+      hot_.erase(id);
+      if (!s.IsNotFound() && !s.IsKeyRevoked()) {
+        std::lock_guard<std::mutex> lock(mu_);
+        last_error_ = "tenant '" + id + "': " + s.ToString();
+      }
+      return Status::OK();
+    }
+    hot.tailer = std::make_unique<WalTailer>(hot.db->db());
+    hot.born = now;
+  }
+  hot.last_data = now;
+  std::shared_ptr<TenantDb> db = hot.db;
+  Status s;
   const uint64_t latest = db->db()->GetLatestSequenceNumber();
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -521,15 +548,15 @@ Status Shipper::ShipTenant(TlsChannel* channel, const std::string& id,
     UpdateUnackedSince(id, streams_[id]);
     return Status::OK();
   }
-  WalTailer tailer(db->db());
   std::vector<WalBatch> batches;
-  s = tailer.Read(next, options_.max_message_bytes, &batches);
+  s = hot.tailer->Read(next, options_.max_message_bytes, &batches);
   if (IsWalGap(s)) {
     Stream* st = nullptr;
     {
       std::lock_guard<std::mutex> lock(mu_);
       st = &streams_[id];
     }
+    hot_.erase(id);
     return Reseed(channel, slot, db, st);
   }
   if (!s.ok()) {
@@ -538,6 +565,10 @@ Status Shipper::ShipTenant(TlsChannel* channel, const std::string& id,
     return Status::OK();
   }
   const uint64_t epoch = cluster_->epoch();
+  // All of this round's batches go out in one write.
+  std::string frames;
+  std::vector<Inflight> sent;
+  std::string first_chain = chain;
   for (WalBatch& b : batches) {
     BatchSummary summary;
     uint64_t commit = 0;
@@ -563,22 +594,41 @@ Status Shipper::ShipTenant(TlsChannel* channel, const std::string& id,
     chain = ChainHash(chain, b.first_seq, b.count, b.data);
     const uint64_t size = b.data.size();
     m->set_data(std::move(b.data));
-    s = channel->Send(message);
+    s = EncodeFrame(message.SerializeAsString(), &frames);
     if (!s.ok()) return s;
-    std::lock_guard<std::mutex> lock(mu_);
-    Stream& st = streams_[id];
-    st.sent_seq = b.first_seq + b.count - 1;
-    st.sent_chain = chain;
-    st.inflight.push_back({st.sent_seq, commit, size});
-    st.primary_commit = std::max(st.primary_commit, commit);
-    unacked_bytes_ += size;
-    batches_++;
-    bytes_ += size;
-    UpdateUnackedSince(id, st);
+    sent.push_back({b.first_seq + b.count - 1, commit, size});
+  }
+  if (!frames.empty()) {
+    s = channel->SendFrames(frames);
+    if (!s.ok()) return s;
   }
   std::lock_guard<std::mutex> lock(mu_);
-  *more = !batches.empty() && streams_[id].sent_seq < latest;
+  Stream& st = streams_[id];
+  for (const Inflight& f : sent) {
+    st.sent_seq = f.end_seq;
+    st.inflight.push_back(f);
+    st.primary_commit = std::max(st.primary_commit, f.commit_micros);
+    unacked_bytes_ += f.bytes;
+    batches_++;
+    bytes_ += f.bytes;
+  }
+  st.sent_chain = chain;
+  if (!sent.empty()) UpdateUnackedSince(id, st);
+  // Not everything up to `latest` read yet (or not visible yet): again.
+  *more = st.sent_seq < latest;
   return Status::OK();
+}
+
+void Shipper::ReleaseHot(bool all) {
+  const auto now = std::chrono::steady_clock::now();
+  for (auto it = hot_.begin(); it != hot_.end();) {
+    if (all || it->second.db == nullptr || now - it->second.last_data > kHotIdle ||
+        now - it->second.born > kHotHold) {
+      it = hot_.erase(it);
+    } else {
+      ++it;
+    }
+  }
 }
 
 Status Shipper::Reseed(TlsChannel* channel,

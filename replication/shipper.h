@@ -44,6 +44,7 @@ class ClusterImpl;
 class AdminListener;
 class StatusFileWriter;
 class TenantDb;
+class WalTailer;
 class TlsChannel;
 class TlsContext;
 struct TenantSlot;
@@ -93,6 +94,18 @@ class Shipper {
     uint64_t reseeds = 0;
   };
 
+  // A tenant being streamed keeps its database pinned and its log iterator
+  // positioned between rounds (session thread only), for at most
+  // kHotHold: administrative operations that need the tenant idle wait for
+  // no longer than that.
+  struct Hot {
+    std::shared_ptr<TenantDb> db;
+    std::unique_ptr<WalTailer> tailer;
+    std::chrono::steady_clock::time_point born;
+    std::chrono::steady_clock::time_point last_data;
+  };
+  void ReleaseHot(bool all);
+
   void Run();
   // One connection, until an error or Stop.
   Status Session();
@@ -128,6 +141,7 @@ class Shipper {
   std::set<std::string> dirty_;    // guarded by mu_: may have new batches
   std::set<std::string> changed_;  // guarded by mu_: records to send
   std::map<std::string, Stream> streams_;  // guarded by mu_
+  std::map<std::string, Hot> hot_;  // session thread only
   bool connected_ = false;                 // guarded by mu_
   std::string connection_ = "connecting";  // guarded by mu_
   std::string last_error_;                 // guarded by mu_

@@ -250,6 +250,10 @@ Status TlsChannel::Send(const replpb::Envelope& message) {
   std::string frame;
   Status s = EncodeFrame(message.SerializeAsString(), &frame);
   if (!s.ok()) return s;
+  return SendFrames(frame);
+}
+
+Status TlsChannel::SendFrames(const std::string& frame) {
   size_t off = 0;
   while (off < frame.size()) {
     ScopedNoSigpipe no_sigpipe;

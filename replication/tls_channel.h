@@ -68,6 +68,9 @@ class TlsChannel {
                        std::unique_ptr<TlsChannel>* result);
 
   Status Send(const replpb::Envelope& message);
+  // Sends frames already encoded with EncodeFrame, in one write where the
+  // transport allows (many small messages, one system call).
+  Status SendFrames(const std::string& frames);
   // Waits up to `timeout_ms` for the next message. IOError on a closed or
   // timed-out connection, Corruption on a damaged frame or message.
   Status Receive(replpb::Envelope* message, int timeout_ms);

@@ -38,6 +38,10 @@ Status WalTailer::Read(uint64_t next_seq, size_t max_bytes,
     if (!rs.ok()) return FromRocks(rs, "reading the write-ahead log");
     expected_ = next_seq;
     fresh = true;
+    positioned_ = true;
+  } else if (!positioned_) {
+    iter_->Next();  // reads what was appended since the end was reached
+    positioned_ = true;
   }
   size_t bytes = 0;
   for (; iter_->Valid() && bytes < max_bytes; iter_->Next()) {
@@ -76,7 +80,11 @@ Status WalTailer::Read(uint64_t next_seq, size_t max_bytes,
   }
   if (!iter_->Valid()) {
     rocksdb::Status rs = iter_->status();
-    iter_.reset();  // TryAgain or the end: a new iterator next time
+    if (rs.ok()) {
+      positioned_ = false;  // at the end: keep following this log
+      return Status::OK();
+    }
+    iter_.reset();  // TryAgain (a new log file): a new iterator next time
     if (!rs.ok() && !rs.IsTryAgain() && !rs.IsNotFound()) {
       if (rs.IsCorruption() && out->empty()) return Gap(next_seq, 0);
       return FromRocks(rs, "reading the write-ahead log");

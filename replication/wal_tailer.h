@@ -11,6 +11,9 @@
 // never a skip. TryAgain (the iterator ran past its snapshot of log files)
 // just means a new iterator next time.
 //
+// A tailer kept across calls follows the log as it grows without seeking
+// again (reading from the start of a log file costs as much as the file).
+//
 // Thread-safety: not thread-safe; one tailer per tenant stream.
 
 #ifndef COFFER_REPLICATION_WAL_TAILER_H_
@@ -52,6 +55,9 @@ class WalTailer {
   rocksdb::DB* const db_;
   std::unique_ptr<rocksdb::TransactionLogIterator> iter_;
   uint64_t expected_ = 0;  // next sequence iter_ will yield
+  // iter_ points at a batch not yet returned; otherwise it reached the end
+  // of the log and Next() looks for batches appended since.
+  bool positioned_ = false;
 };
 
 // True if `s` is the tailer's gap report.

@@ -260,6 +260,7 @@ Status ClusterImpl::OpenTenantDb(TenantSlot& slot,
   if (!replica_.load()) {
     s = RecordForkPoint(slot.id, *opened);
     if (!s.ok()) return s;
+    slot.fork_pending = false;
   }
   const uint64_t latest = opened->db()->GetLatestSequenceNumber();
   uint64_t prev = slot.latest_seq.load();

@@ -155,6 +155,8 @@ class ClusterImpl final : public Cluster {
   // where the old primary's history ends and this cluster's begins (for a
   // rejoin of the old primary).
   Status RecordForkPoint(const std::string& id, const TenantDb& db);
+  // Before a write to a tenant that was open when its cluster was promoted.
+  Status RecordPendingFork(TenantSlot& slot, const TenantDb& db);
 
  private:
   ClusterImpl() = default;

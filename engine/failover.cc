@@ -225,8 +225,9 @@ Status ClusterImpl::FinishPromotion(std::vector<TenantLossReceipt> receipts,
     if (s.ok()) replica_ = false;
   }
   if (s.ok()) {
-    // Reopened tenants record their fork point (RecordForkPoint).
-    for (const auto& slot : LiveSlots()) registry_->Evict(slot);
+    // Each tenant records its fork point at its next open, or before its
+    // first write if it is open now: promotion itself touches no tenant.
+    for (const auto& slot : LiveSlots()) slot->fork_pending = true;
   }
   if (report != nullptr) *report = r;
   return Audit("replication.promote", "cluster:" + catalog_->cluster_id(), s,
@@ -421,6 +422,14 @@ Status ClusterImpl::Fence(uint64_t epoch, const std::string& by,
                Status::Fenced("'" + by + "' is the primary at epoch " +
                               std::to_string(epoch)),
                how + (s.ok() ? "" : "; not persisted: " + s.ToString()));
+}
+
+Status ClusterImpl::RecordPendingFork(TenantSlot& slot, const TenantDb& db) {
+  std::lock_guard<std::mutex> lock(slot.fork_mu);
+  if (!slot.fork_pending.load()) return Status::OK();
+  Status s = RecordForkPoint(slot.id, db);
+  if (s.ok()) slot.fork_pending = false;
+  return s;
 }
 
 Status ClusterImpl::RecordForkPoint(const std::string& id, const TenantDb& db) {

@@ -197,6 +197,10 @@ class TenantHandle final : public Tenant {
     std::shared_ptr<TenantDb> db;
     s = cluster_->Pin(slot_, &db);
     if (!s.ok()) return s;
+    if (slot_->fork_pending.load()) {
+      s = cluster_->RecordPendingFork(*slot_, *db);
+      if (!s.ok()) return s;
+    }
     if (batch.PutBytes() > 0) {
       s = cluster_->CheckQuota(*slot_, *db, batch.PutBytes());
       if (!s.ok()) return s;

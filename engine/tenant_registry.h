@@ -60,6 +60,10 @@ struct TenantSlot {
   std::atomic<uint64_t> latest_commit{0};
   std::atomic<uint64_t> unacked_since{0};
   std::atomic<bool> repl_dirty{false};
+  // The cluster was promoted while this tenant's database was open: its
+  // fork point is recorded before its first write (fork_mu serializes).
+  std::atomic<bool> fork_pending{false};
+  std::mutex fork_mu;
 };
 
 class TenantRegistry {

@@ -705,6 +705,18 @@ Status ReplicaServerImpl::LoadPosition(
     if (positions_.count(slot->id) != 0) return Status::OK();
   }
   Position p;
+  std::error_code ec;
+  if (!std::filesystem::exists(
+          std::filesystem::path(cluster_->dir()) / kTenantsDir / slot->id /
+              kTenantDbDir,
+          ec) &&
+      !ec) {
+    // Never written here: nothing applied, no need to create it now.
+    p.created = ClusterImpl::BodyOf(*slot).created_unix_micros();
+    std::lock_guard<std::mutex> lock(mu_);
+    positions_.emplace(slot->id, std::move(p));
+    return Status::OK();
+  }
   std::shared_ptr<TenantDb> db;
   Status s = cluster_->Pin(slot, &db);
   if (!s.ok()) return s;

@@ -454,6 +454,9 @@ Status Shipper::SendForks(TlsChannel* channel) {
     if (slot == nullptr) continue;  // a DROP went instead
     std::shared_ptr<TenantDb> db;
     Status s = cluster_->Pin(slot, &db);  // an open records the fork point
+    if (s.ok() && slot->fork_pending.load()) {
+      s = cluster_->RecordPendingFork(*slot, *db);  // open at the promotion
+    }
     if (!s.ok()) {
       std::lock_guard<std::mutex> lock(mu_);
       last_error_ = "tenant '" + id + "': " + s.ToString();

@@ -191,6 +191,10 @@ Status ClusterImpl::Init(const std::string& dir, const ClusterOptions* create,
 
   replica_ = catalog_->cluster().role() == "replica";
   fenced_ = catalog_->cluster().fenced();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    CacheForkInfoLocked();
+  }
   switching_ = !catalog_->cluster().switchover_to().empty();
   OpenOptions effective = open_options;
   const bool shipping = !open_options.replication.replica_address.empty();

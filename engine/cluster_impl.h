@@ -219,6 +219,15 @@ class ClusterImpl final : public Cluster {
   std::atomic<bool> replica_{false};
   std::atomic<bool> fenced_{false};
   std::atomic<bool> switching_{false};  // a switchover stopped writes
+  // Copies of the catalog's promotion fields, for RecordForkPoint, which
+  // runs under a tenant's lock (the catalog's mu_ is taken before tenant
+  // locks elsewhere).
+  std::mutex fork_info_mu_;
+  uint64_t fork_promoted_ = 0;  // guarded by fork_info_mu_
+  uint64_t fork_epoch_ = 0;     // guarded by fork_info_mu_
+  std::string fork_former_;     // guarded by fork_info_mu_
+  // REQUIRES: mu_ held. Refreshes the copies above from the catalog.
+  void CacheForkInfoLocked();
   std::function<Status(PromotionReport*)> promote_handler_;  // status_source_mu_
   uint64_t wal_retention_seconds_ = 0;
   uint64_t rpo_bound_ms_ = 0;  // cluster-wide default

@@ -223,6 +223,7 @@ Status ClusterImpl::FinishPromotion(std::vector<TenantLossReceipt> receipts,
       s = catalog_->SaveCluster(body);
     }
     if (s.ok()) replica_ = false;
+    CacheForkInfoLocked();
   }
   if (s.ok()) {
     // Each tenant records its fork point at its next open, or before its
@@ -250,6 +251,7 @@ Status ClusterImpl::AdoptEpoch(uint64_t epoch) {
     if (epoch <= old) return Status::OK();
     body.set_epoch(epoch);
     s = catalog_->SaveCluster(body);
+    CacheForkInfoLocked();
   }
   return Audit("replication.epoch", "cluster:" + catalog_->cluster_id(), s,
                "epoch " + std::to_string(old) + " -> " +
@@ -279,6 +281,7 @@ Status ClusterImpl::Rejoin(const std::string& new_primary) {
         replica_ = true;
         fenced_ = false;
       }
+      CacheForkInfoLocked();
     }
   }
   return Audit("replication.rejoin", "cluster:" + new_primary, s,
@@ -368,6 +371,7 @@ Status ClusterImpl::FinishSwitchover(const std::string& target,
       replica_ = true;
       switching_ = false;
     }
+    CacheForkInfoLocked();
   }
   return Audit("replication.switchover_done", "cluster:" + target, s,
                "now a replica of '" + target + "' at epoch " +
@@ -424,6 +428,14 @@ Status ClusterImpl::Fence(uint64_t epoch, const std::string& by,
                how + (s.ok() ? "" : "; not persisted: " + s.ToString()));
 }
 
+void ClusterImpl::CacheForkInfoLocked() {
+  const catalogpb::ClusterBody& b = catalog_->cluster();
+  std::lock_guard<std::mutex> lock(fork_info_mu_);
+  fork_promoted_ = b.promoted_unix_micros();
+  fork_epoch_ = b.epoch();
+  fork_former_ = b.promoted_from();
+}
+
 Status ClusterImpl::RecordPendingFork(TenantSlot& slot, const TenantDb& db) {
   std::lock_guard<std::mutex> lock(slot.fork_mu);
   if (!slot.fork_pending.load()) return Status::OK();
@@ -436,11 +448,10 @@ Status ClusterImpl::RecordForkPoint(const std::string& id, const TenantDb& db) {
   uint64_t epoch = 0;
   std::string former;
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    const catalogpb::ClusterBody& b = catalog_->cluster();
-    if (b.promoted_unix_micros() == 0) return Status::OK();
-    epoch = b.epoch();
-    former = b.promoted_from();
+    std::lock_guard<std::mutex> lock(fork_info_mu_);
+    if (fork_promoted_ == 0) return Status::OK();
+    epoch = fork_epoch_;
+    former = fork_former_;
   }
   rocksdb::DB* rdb = db.db();
   std::string value;

@@ -292,11 +292,14 @@ Status ClusterImpl::ApplyReplicatedTenant(const catalogpb::TenantBody& in,
               [](const catalogpb::DataKey& a, const catalogpb::DataKey& b) {
                 return a.version() < b.version();
               });
-    if (merged.SerializeAsString() == old.SerializeAsString()) {
+    const bool same = merged.SerializeAsString() == old.SerializeAsString();
+    if (same && !primary_retired) {
       *what = "unchanged";
       return Status::OK();
     }
-    s = catalog_->SaveTenant(merged);
+    // Same record but versions the primary retired: the retirement below
+    // still has to happen (a record seen mid-rekey, then the final one).
+    if (!same) s = catalog_->SaveTenant(merged);
     if (!s.ok()) return s;
     became_revoked = merged.revoked() && !old.revoked();
     {

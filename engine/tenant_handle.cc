@@ -189,6 +189,11 @@ class TenantHandle final : public Tenant {
           rs = wb.Delete(op.key);
           break;
         case WriteBatch::OpType::kDeleteRange:
+          if (op.value < op.key) {
+            return Status::InvalidArgument(
+                "tenant '" + id() +
+                "': a range deletion's end sorts before its begin");
+          }
           rs = wb.DeleteRange(op.key, op.value);
           break;
       }

@@ -34,6 +34,10 @@ class Inspector : public rocksdb::WriteBatch::Handler {
                                 const rocksdb::Slice& end) override {
     // A range over the system family could cover the position key.
     if (cf != 0) s_->system_range_delete = true;
+    if (end.compare(begin) < 0) {
+      return rocksdb::Status::Corruption(
+          "range deletion whose end sorts before its begin");
+    }
     s_->count++;
     s_->max_column_family = std::max(s_->max_column_family, cf);
     return rocksdb::Status::OK();

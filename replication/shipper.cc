@@ -49,6 +49,20 @@ Status Shipper::Start() {
                    options_.tls.ca_file};
   s = TlsContext::Create(config, /*server=*/false, &tls_);
   if (!s.ok()) return s;
+  // Until the replica reports its positions, the last ones this cluster
+  // wrote down stand in (so a restarted primary does not report lag 0).
+  ReplicationStatus last;
+  if (ReadReplicationStatusFile(cluster_->dir(), &last).ok() &&
+      last.role == "primary") {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const TenantReplicationStatus& t : last.tenants) {
+      Stream& st = streams_[t.tenant];
+      st.acked_seq = t.applied_seq;
+      st.acked_commit = t.applied_commit_unix_micros;
+      st.primary_seq = t.primary_seq;
+      st.primary_commit = t.primary_commit_unix_micros;
+    }
+  }
   status_writer_ = std::make_unique<StatusFileWriter>(
       cluster_->dir(), [this](ReplicationStatus* st) { FillStatus(st); });
   // `coffer switchover` reaches this process here.
@@ -136,8 +150,24 @@ void Shipper::SetConnection(const std::string& state,
   }
 }
 
+void Shipper::Survey() {
+  // Each tenant's latest sequence, exactly (an open reads it), for the lag
+  // a primary reports before (or without) its replica.
+  for (const auto& slot : cluster_->LiveSlots()) {
+    if (stopping()) return;
+    if (slot->seq_known.load() || slot->revoked.load()) continue;
+    std::shared_ptr<TenantDb> db;
+    if (!cluster_->Pin(slot, &db).ok()) continue;
+    const uint64_t latest = db->db()->GetLatestSequenceNumber();
+    std::lock_guard<std::mutex> lock(mu_);
+    Stream& st = streams_[slot->id];
+    st.primary_seq = std::max(st.primary_seq, latest);
+  }
+}
+
 void Shipper::Run() {
   int delay = std::max<uint32_t>(options_.reconnect_delay_ms, 10);
+  bool surveyed = false;
   while (!stopping()) {
     if (cluster_->is_replica()) {
       SetConnection("switched-over", "");  // the replica is the primary now
@@ -155,6 +185,10 @@ void Shipper::Run() {
     const auto started = std::chrono::steady_clock::now();
     Status s = Session();
     if (stopping()) break;
+    if (!surveyed && !s.ok()) {
+      Survey();  // the replica is away: learn what it lacks meanwhile
+      surveyed = true;
+    }
     if (s.IsFenced()) {
       SetConnection("fenced", s.ToString());
       continue;

@@ -107,6 +107,8 @@ class Shipper {
   void ReleaseHot(bool all);
 
   void Run();
+  // Reads every tenant's latest sequence (opening each once).
+  void Survey();
   // One connection, until an error or Stop.
   Status Session();
   Status Handshake(TlsChannel* channel, replpb::HelloReply* reply);

@@ -61,6 +61,7 @@ Status Shipper::Start() {
       st.acked_commit = t.applied_commit_unix_micros;
       st.primary_seq = t.primary_seq;
       st.primary_commit = t.primary_commit_unix_micros;
+      st.known = true;
     }
   }
   status_writer_ = std::make_unique<StatusFileWriter>(
@@ -162,6 +163,7 @@ void Shipper::Survey() {
     std::lock_guard<std::mutex> lock(mu_);
     Stream& st = streams_[slot->id];
     st.primary_seq = std::max(st.primary_seq, latest);
+    st.known = true;
   }
 }
 
@@ -303,7 +305,10 @@ Status Shipper::Session() {
   const std::vector<std::shared_ptr<TenantSlot>> slots = cluster_->LiveSlots();
   {
     std::lock_guard<std::mutex> lock(mu_);
-    streams_.clear();
+    // What the primary knows of itself carries over; the replica's side
+    // comes from its reply.
+    std::map<std::string, Stream> previous;
+    previous.swap(streams_);
     unacked_bytes_ = 0;
     for (const replpb::TenantPosition& p : reply.positions()) {
       Stream& st = streams_[p.tenant()];
@@ -322,6 +327,15 @@ Status Shipper::Session() {
       streams_[slot->id];
       dirty_.insert(slot->id);
       changed_.insert(slot->id);
+    }
+    for (auto& [id, st] : streams_) {
+      auto it = previous.find(id);
+      if (it == previous.end()) continue;
+      st.primary_seq = it->second.primary_seq;
+      st.primary_commit = it->second.primary_commit;
+      st.known = it->second.known;
+      st.reseeds = it->second.reseeds;
+      st.last_commit = it->second.last_commit;
     }
     peer_cluster_id_ = reply.replica().cluster_id();
     connects_++;
@@ -550,6 +564,7 @@ Status Shipper::ShipTenant(TlsChannel* channel, const std::string& id,
     std::lock_guard<std::mutex> lock(mu_);
     Stream& st = streams_[id];
     st.primary_seq = std::max(st.primary_seq, slot->latest_seq.load());
+    st.known = true;
     UpdateUnackedSince(id, st);
     return Status::OK();
   }
@@ -579,6 +594,7 @@ Status Shipper::ShipTenant(TlsChannel* channel, const std::string& id,
     std::lock_guard<std::mutex> lock(mu_);
     Stream& st = streams_[id];
     st.primary_seq = std::max(st.primary_seq, latest);
+    st.known = true;
   }
   if (next > latest) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -1005,6 +1021,8 @@ void Shipper::FillStatus(ReplicationStatus* status) {
     t.reseeds = st.reseeds;
     if (!connected_) {
       t.state = "waiting";
+    } else if (!st.known && !slot->seq_known.load()) {
+      t.state = "unknown";  // not looked at yet in this session
     } else if (st.reseeding) {
       t.state = "reseeding";
     } else {

@@ -92,6 +92,9 @@ class Shipper {
     bool fork_pending = false;  // a rejoining replica waits for a Fork
     uint64_t incarnation = 0;  // creation time of the tenant streamed
     uint64_t reseeds = 0;
+    // The primary's latest sequence was learned (this session, an earlier
+    // status, or the tenant's open): until then its state is "unknown".
+    bool known = false;
   };
 
   // A tenant being streamed keeps its database pinned and its log iterator

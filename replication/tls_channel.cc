@@ -360,7 +360,8 @@ Status TlsListener::Listen(const std::string& address,
 }
 
 Status TlsListener::Accept(const TlsContext& context, int timeout_ms,
-                           std::unique_ptr<TlsChannel>* channel) {
+                           std::unique_ptr<TlsChannel>* channel,
+                           int handshake_timeout_ms) {
   if (!WaitFd(fd_, false, timeout_ms)) return Status::IOError("timeout");
   struct sockaddr_in peer = {};
   socklen_t peer_len = sizeof(peer);
@@ -374,7 +375,7 @@ Status TlsListener::Accept(const TlsContext& context, int timeout_ms,
   ::inet_ntop(AF_INET, &peer.sin_addr, ip, sizeof(ip));
   const std::string from =
       std::string(ip) + ":" + std::to_string(ntohs(peer.sin_port));
-  Status s = TlsChannel::Accept(context, fd, timeout_ms, channel);
+  Status s = TlsChannel::Accept(context, fd, handshake_timeout_ms, channel);
   if (!s.ok() && s.IsPermissionDenied()) {
     return Status::PermissionDenied("peer " + from + ": " + s.message());
   }

@@ -100,11 +100,12 @@ class TlsListener {
   // "host:port"; port 0 picks a free one (see port()).
   static Status Listen(const std::string& address,
                        std::unique_ptr<TlsListener>* result);
-  // Waits up to `timeout_ms` for a connection and completes its handshake.
-  // IOError "timeout" when none came. A failed handshake's error names the
-  // peer's address.
+  // Waits up to `timeout_ms` for a connection, then up to
+  // `handshake_timeout_ms` for its handshake. IOError "timeout" when none
+  // came. A failed handshake's error names the peer's address.
   Status Accept(const TlsContext& context, int timeout_ms,
-                std::unique_ptr<TlsChannel>* channel);
+                std::unique_ptr<TlsChannel>* channel,
+                int handshake_timeout_ms = 10000);
   int port() const { return port_; }
 
  private:

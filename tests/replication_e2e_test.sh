@@ -31,7 +31,9 @@ alive() {
 }
 cleanup() {
   local pid
-  for pid in $bg_pids; do alive "$pid" && kill -9 "$pid" 2>/dev/null || true; done
+  for pid in $bg_pids; do
+    if alive "$pid"; then kill -9 "$pid" 2>/dev/null || true; fi
+  done
   for pid in $bg_pids; do wait "$pid" 2>/dev/null || true; done
   if [[ -n ${KEEP_TMP:-} ]]; then echo "kept $tmp" >&2; else rm -rf "$tmp"; fi
 }
@@ -129,7 +131,7 @@ started() { bg_pids="$bg_pids$1 "; }
 # failure, and is then killed.
 stop() {
   local pid=$1 sig=${2:-TERM} i
-  alive "$pid" && kill -"$sig" "$pid" 2>/dev/null || true
+  if alive "$pid"; then kill -"$sig" "$pid" 2>/dev/null || true; fi
   for ((i = 0; i < 150; i++)); do
     alive "$pid" || break
     sleep 0.1
@@ -177,6 +179,7 @@ start_replica() {
   rep_pid=$!
   started "$rep_pid"
   rep_port=
+  checks=$((checks + 1))
   if wait_file "$tmp/replica.port" "$rep_pid" 15; then
     rep_port=$(cat "$tmp/replica.port")
     pass "replica $name serves on $dir (port $rep_port)"

@@ -190,6 +190,7 @@ class Workload {
   std::string stopped_by_ = "duration";  // main thread only
   std::mutex mu_;                        // guards fatal_ and stderr lines
   std::string fatal_;                    // why the run failed; empty if not
+  std::atomic<bool> switch_reported_{false};
 };
 
 Status Workload::Setup() {
@@ -280,6 +281,16 @@ void Workload::Writer(std::vector<WorkloadTenant*> mine,
       t.last_acked = n;
       ++acked_;
       turn = (turn + 1) % mine.size();
+      continue;
+    }
+    if (s.IsFenced() && cluster_->Describe().role == "primary" &&
+        s.message().find("switching over") != std::string::npos) {
+      // A planned switchover is under way: this process keeps the primary
+      // open so that it can complete, and stops once it has.
+      if (!switch_reported_.exchange(true)) {
+        Report(what() + s.ToString() + "; waiting for it to complete");
+      }
+      if (stop_.WaitUntil(Clock::now() + kRetryDelay)) break;
       continue;
     }
     if (s.IsReadOnly() || s.IsFenced()) {

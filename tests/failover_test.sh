@@ -10,6 +10,7 @@
 #      rollback files, byte for byte, and the tenant takes the new history;
 #   5. rejoin without divergence: every tenant resumes without a reseed;
 #   6. planned switchover under load: zero loss, roles swap, resume;
+#   9. the primary killed mid-switchover: reopening it completes the switchover
 #   7. switchover without a reachable replica, and interrupted midway: never
 #      two writable primaries;
 #   8. bounded RPO: a tenant's writes stop (LagExceeded) once its oldest
@@ -893,6 +894,51 @@ check "only LagExceeded failures" \
   test "$(count "LagExceeded" "$tmp/workload8.err")" = "$(wc -l <"$tmp/workload8.err")"
 ok "verify p8" verify --data "$tmp/p8" --key-file "$key" --ack-log "$tmp/a8.ack" \
   --expect-complete
+
+# ---- 9. the primary killed mid-switchover ---------------------------------------------
+echo "--- 9. the primary process killed in the middle of a switchover (at ${SECONDS} s)"
+pair 9
+p9=$tmp/p9 r9=$tmp/r9 a9=$tmp/a9.ack
+start_replica "$r9" c2 "$tmp/r9.log"
+r9_pid=$rep_pid port9=$rep_port
+start_workload "$p9" c1 "$port9" "$a9" --tenants 3 --rate 600
+p9_wl=$wl_pid
+check "p9 ships to r9" wait_connected "$p9" 15
+# The replica is held (SIGSTOP) so that the switchover waits, writes already
+# stopped; then the primary process dies.
+kill -STOP "$r9_pid"
+"$coffer" switchover --data "$p9" >"$tmp/so9.out" 2>"$tmp/so9.err" </dev/null &
+so9=$!
+started "$so9"
+sleep 0.7
+stop "$p9_wl" KILL
+reap "$so9" 15
+check "the switchover fails when the primary process dies" test "$reap_rc" -ne 0
+acked9=$(wc -l <"$a9")
+kill -CONT "$r9_pid"
+fails "p9 takes no writes: the switchover is recorded" 1 \
+  "Fenced: cluster 'c1' is switching over" put --data "$p9" --key-file "$key" \
+  --tenant wl-000 k v
+check "r9's daemon still serves: r9 is still a replica" alive "$r9_pid"
+# Reopening the primary (any process running it) completes the switchover
+# once its replica is connected.
+start_workload "$p9" c1 "$port9" "$a9" --tenants 3 --rate 600
+p9_wl=$wl_pid
+reap "$r9_pid" 20
+check "reopening p9 completes the switchover: r9's daemon exits 0 as the new primary" \
+  test "$reap_rc" = 0
+reap "$p9_wl" 15
+check "the reopened p9 stops with status 1 once it is a replica" \
+  test "$reap_rc" = 1
+check "p9 took no acknowledged write after the switchover began" \
+  test "$(wc -l <"$a9")" = "$acked9"
+ok "verify r9: nothing acknowledged was lost" verify --data "$r9" \
+  --key-file "$key" --ack-log "$a9" --expect-complete
+ok "stats of p9" stats --data "$p9" --key-file "$key" --json
+json_check "p9 is a replica at epoch 2" "$tmp/out" \
+  'j["cluster"]["role"] == "replica" and j["cluster"]["epoch"] == 2'
+ok "put on r9: the one writable primary" put --data "$r9" --key-file "$key" \
+  --tenant wl-000 k v
 
 echo "--- done in ${SECONDS} s"
 if [[ $failures -ne 0 ]]; then

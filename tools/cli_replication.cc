@@ -39,6 +39,24 @@ void LogLine(const std::string& line) {
   std::fflush(stderr);
 }
 
+// --data (required) and a master key that is needed only in one case
+// (`when`): a command that first tries a running process's admin channel.
+void AddOptionalClusterArgs(CLI::App* cmd, ClusterArgs* args,
+                            const std::string& when) {
+  cmd->add_option("--data", args->data, "Data directory")
+      ->envname("COFFER_DATA")
+      ->required();
+  cmd->add_option("--key-file", args->key_file,
+                  "Master key file (" + when + ")")
+      ->envname("COFFER_KEY_FILE");
+  cmd->add_option("--key-dir", args->key_dir,
+                  "Directory of master keys instead of --key-file")
+      ->envname("COFFER_KEY_DIR");
+  cmd->add_option("--default-key-id", args->default_key_id,
+                  "With --key-dir: id of the cluster's master key")
+      ->default_str("master");
+}
+
 void RegisterServe(CLI::App* replica, Runner* run) {
   struct Args {
     ClusterArgs cluster;
@@ -489,18 +507,8 @@ void RegisterPromote(CLI::App* app, Runner* run) {
       "its commit time) and how many writes, and how many seconds of writes, "
       "the old primary had beyond it as far as this replica heard. A stale "
       "primary that later reaches a server of this cluster is fenced.");
-  cmd->add_option("--data", args->cluster.data, "Data directory")
-      ->envname("COFFER_DATA")
-      ->required();
-  cmd->add_option("--key-file", args->cluster.key_file,
-                  "Master key file (only when no daemon runs)")
-      ->envname("COFFER_KEY_FILE");
-  cmd->add_option("--key-dir", args->cluster.key_dir,
-                  "Directory of master keys instead of --key-file")
-      ->envname("COFFER_KEY_DIR");
-  cmd->add_option("--default-key-id", args->cluster.default_key_id,
-                  "With --key-dir: id of the cluster's master key")
-      ->default_str("master");
+  AddOptionalClusterArgs(cmd, &args->cluster,
+                         "only when no daemon runs");
   cmd->add_flag("--json", args->json, "Print the receipt as one JSON object");
   OnRun(cmd, run, [args] {
     PromotionReport report;
@@ -572,18 +580,8 @@ void RegisterSwitchover(CLI::App* app, Runner* run) {
       "primary (for example after one died mid-switchover), give "
       "--replicate-to, the TLS files and the master key: the command opens "
       "the primary itself, connects to the replica and switches over.");
-  cmd->add_option("--data", args->cluster.data, "Data directory of the primary")
-      ->envname("COFFER_DATA")
-      ->required();
-  cmd->add_option("--key-file", args->cluster.key_file,
-                  "Master key file (only without a running primary process)")
-      ->envname("COFFER_KEY_FILE");
-  cmd->add_option("--key-dir", args->cluster.key_dir,
-                  "Directory of master keys instead of --key-file")
-      ->envname("COFFER_KEY_DIR");
-  cmd->add_option("--default-key-id", args->cluster.default_key_id,
-                  "With --key-dir: id of the cluster's master key")
-      ->default_str("master");
+  AddOptionalClusterArgs(cmd, &args->cluster,
+                         "only without a running primary process");
   cmd->add_option("--replicate-to", args->replica,
                   "The replica's HOST:PORT (only without a running primary "
                   "process)")

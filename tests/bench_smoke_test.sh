@@ -142,6 +142,24 @@ assert d["tenant_opens"] >= 40 and d["total_seconds"] > 0
 '
 check "tenant_scale prints the RSS line" grep -qE "^rss +: peak \(VmHWM\) [0-9.]+ MiB" "$tmp/scale.err"
 
+# ---- replication-bench ------------------------------------------------------------
+repl="$tmp/replication.json"
+check "replication-bench runs" "$bench/replication-bench" --dir "$tmp" --json \
+  --seconds 0.5 --rounds 1 --lag-seconds 1 --outage-seconds 1 \
+  >"$repl" 2>"$tmp/replication.err"
+py_check "replication-bench JSON is sane" "$repl" '
+import json, sys
+d = json.load(open(sys.argv[1]))
+t = d["throughput"]
+assert t["off_median"] > 0 and t["on_median"] > 0 and t["ratio_median"] > 0
+assert [l["load"] for l in d["lag"]] == [0.5, 0.9]
+assert all(l["samples"] > 0 and 0 <= l["status_lag_p50_ms"] <= l["status_lag_p99_ms"] for l in d["lag"])
+o = d["outage"]
+assert o["backlog_writes"] > 0 and o["catch_up_writes_per_sec"] > 0 and o["reseeds"] == 0
+'
+check "replication-bench prints the ratio line" \
+  grep -qE "^ratio on/off +: median [0-9]+\.[0-9]{3}" "$tmp/replication.err"
+
 # ---- the comparison scripts -----------------------------------------------------
 out="$tmp/openssl.txt"
 check "openssl_speed_compare.sh runs" bash "$source_dir/bench/openssl_speed_compare.sh" \

@@ -41,6 +41,8 @@ std::string DirOf(const std::string& path) {
   return slash == std::string::npos ? "." : path.substr(0, slash);
 }
 
+}  // namespace
+
 Status WriteAll(int fd, const std::string& path, std::string_view data) {
   while (!data.empty()) {
     ssize_t n = ::write(fd, data.data(), data.size());
@@ -52,8 +54,6 @@ Status WriteAll(int fd, const std::string& path, std::string_view data) {
   }
   return Status::OK();
 }
-
-}  // namespace
 
 Status SyncDir(const std::string& dir) {
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -26,6 +26,10 @@ Status WriteRecordFile(const std::string& path, std::string_view payload);
 // (naming the file) when it is torn, truncated or altered.
 Status ReadRecordFile(const std::string& path, std::string* payload);
 
+// Writes all of `data` to `fd` (retrying short writes and EINTR); IOError
+// naming `path` otherwise.
+Status WriteAll(int fd, const std::string& path, std::string_view data);
+
 // fsyncs a directory so that entries created, renamed or removed in it
 // survive a crash.
 Status SyncDir(const std::string& dir);

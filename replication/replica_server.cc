@@ -104,18 +104,6 @@ bool ValidSeedFileName(const std::string& name) {
          name.find('\0') == std::string::npos && name != kSeededMarker;
 }
 
-// Writes all of `data` at the end of `fd`.
-bool WriteAllFd(int fd, const std::string& data) {
-  size_t off = 0;
-  while (off < data.size()) {
-    ssize_t n = ::write(fd, data.data() + off, data.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    off += static_cast<size_t>(n);
-  }
-  return true;
-}
-
 std::string HostOf(const std::string& message) {
   // "peer 1.2.3.4:5678: ..." → "1.2.3.4"
   if (message.rfind("peer ", 0) != 0) return "unknown";
@@ -1041,10 +1029,8 @@ Status ReplicaServerImpl::SeedChunk(const replpb::SeedChunk& c) {
                                    std::to_string(c.offset()) + ", expected " +
                                    std::to_string(seed_.file_bytes));
   }
-  if (!WriteAllFd(seed_.fd, c.data())) {
-    return Status::IOError("cannot write reseed file " + c.file() + ": " +
-                           std::strerror(errno));
-  }
+  Status w = WriteAll(seed_.fd, (seed_.dir / c.file()).string(), c.data());
+  if (!w.ok()) return w;
   seed_.file_bytes += c.data().size();
   seed_.bytes += c.data().size();
   return Status::OK();

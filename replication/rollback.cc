@@ -59,17 +59,6 @@ std::string Hex(const std::string& bytes) {
   return out;
 }
 
-bool WriteAll(int fd, const std::string& data) {
-  size_t off = 0;
-  while (off < data.size()) {
-    ssize_t n = ::write(fd, data.data() + off, data.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    off += static_cast<size_t>(n);
-  }
-  return true;
-}
-
 // Reads the header of `bytes`; *rest: what follows it.
 Status ParseHeader(const std::string& path, std::string_view bytes,
                    replpb::RollbackHeader* header, std::string_view* rest) {
@@ -129,9 +118,8 @@ Status RollbackWriter::Create(const std::string& data_dir,
   const std::string h = header.SerializeAsString();
   PutU32(&head, static_cast<uint32_t>(h.size()));
   head += h;
-  if (!WriteAll(w->fd_, head)) {
-    return Status::IOError("cannot write " + w->tmp_path_);
-  }
+  s = WriteAll(w->fd_, w->tmp_path_, head);
+  if (!s.ok()) return s;
   *result = std::move(w);
   return Status::OK();
 }
@@ -161,7 +149,8 @@ Status RollbackWriter::Flush(bool last) {
   std::string out;
   PutU32(&out, static_cast<uint32_t>(sealed.size()));
   out += sealed;
-  if (!WriteAll(fd_, out)) return Status::IOError("cannot write " + tmp_path_);
+  s = WriteAll(fd_, tmp_path_, out);
+  if (!s.ok()) return s;
   pending_.Clear();
   pending_bytes_ = 0;
   chunk_index_++;

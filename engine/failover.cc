@@ -141,20 +141,9 @@ Status ClusterImpl::Promote(PromotionReport* report) {
       if (slots[i]->revoked.load()) continue;  // offline: no position known
       std::shared_ptr<TenantDb> db;
       Status s = Pin(slots[i], &db);
-      std::string value;
-      rocksdb::Status rs;
-      if (s.ok()) {
-        rs = db->db()->Get(rocksdb::ReadOptions(), db->system(),
-                           kReplicaPositionKey, &value);
-        if (!rs.ok() && !rs.IsNotFound()) {
-          s = FromRocks(rs, "position of tenant '" + slots[i]->id + "'");
-        }
-      }
       replpb::TenantPosition p;
-      if (s.ok() && rs.ok() && !p.ParseFromString(value)) {
-        s = Status::Corruption("position of tenant '" + slots[i]->id +
-                               "' does not parse");
-      }
+      bool found = false;
+      if (s.ok()) s = ReadReplicaPosition(*db, slots[i]->id, &p, &found);
       if (!s.ok()) {
         errors[i] = s;
         continue;
@@ -461,14 +450,11 @@ Status ClusterImpl::RecordForkPoint(const std::string& id, const TenantDb& db) {
   if (rs.ok() && fork.ParseFromString(value) && fork.epoch() >= epoch) {
     return Status::OK();  // recorded at an earlier open
   }
-  rs = rdb->Get(rocksdb::ReadOptions(), db.system(), kReplicaPositionKey,
-                &value);
-  if (rs.IsNotFound()) return Status::OK();  // never replicated here
   replpb::TenantPosition position;
-  if (!rs.ok() || !position.ParseFromString(value)) {
-    return Status::Corruption("position of tenant '" + id +
-                              "' cannot be read to record its fork point");
-  }
+  bool found = false;
+  Status s = ReadReplicaPosition(db, id, &position, &found);
+  if (!s.ok()) return s;
+  if (!found) return Status::OK();  // never replicated here
   fork = replpb::ForkPoint();
   fork.set_epoch(epoch);
   fork.set_former_primary(former);

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "engine/commit_stamp.h"
+#include "engine/tenant_db.h"
 #include "rocksdb/write_batch.h"
 
 namespace coffer {
@@ -84,6 +85,22 @@ class Inspector : public rocksdb::WriteBatch::Handler {
 };
 
 }  // namespace
+
+Status ReadReplicaPosition(const TenantDb& db, const std::string& tenant,
+                           replpb::TenantPosition* position, bool* found) {
+  *found = false;
+  std::string value;
+  rocksdb::Status rs = db.db()->Get(rocksdb::ReadOptions(), db.system(),
+                                    kReplicaPositionKey, &value);
+  if (rs.IsNotFound()) return Status::OK();
+  if (!rs.ok()) return FromRocks(rs, "position of tenant '" + tenant + "'");
+  if (!position->ParseFromString(value)) {
+    return Status::Corruption("position of tenant '" + tenant +
+                              "' does not parse");
+  }
+  *found = true;
+  return Status::OK();
+}
 
 bool IsReplicationRecord(std::string_view key) {
   return key == kReplicaPositionKey || key == kForkPointKey;

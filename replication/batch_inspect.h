@@ -12,8 +12,11 @@
 #include <string_view>
 
 #include "coffer/status.h"
+#include "replication/proto/replication.pb.h"
 
 namespace coffer {
+
+class TenantDb;
 
 struct BatchSummary {
   uint32_t count = 0;          // operations (sequence numbers consumed)
@@ -39,6 +42,12 @@ bool IsReplicationRecord(std::string_view key);
 inline constexpr char kReplicaPositionKey[] = "coffer.replica.position";
 // A promoted cluster's fork point (replpb::ForkPoint), per tenant.
 inline constexpr char kForkPointKey[] = "coffer.fork";
+
+// Reads tenant `tenant`'s replica position record from `db`. OK with
+// *found = false when it has none; Corruption naming the tenant when it does
+// not parse.
+Status ReadReplicaPosition(const TenantDb& db, const std::string& tenant,
+                           replpb::TenantPosition* position, bool* found);
 
 }  // namespace coffer
 

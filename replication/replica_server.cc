@@ -708,32 +708,26 @@ Status ReplicaServerImpl::LoadPosition(
   std::shared_ptr<TenantDb> db;
   Status s = cluster_->Pin(slot, &db);
   if (!s.ok()) return s;
-  std::string value;
   uint64_t stored_heard_seq = 0;
   uint64_t stored_heard_commit = 0;
-  rocksdb::Status rs = db->db()->Get(rocksdb::ReadOptions(), db->system(),
-                                     kReplicaPositionKey, &value);
-  if (rs.ok()) {
-    replpb::TenantPosition stored;
-    if (!stored.ParseFromString(value)) {
-      return Status::Corruption("replica position of tenant '" + slot->id +
-                                "' does not parse");
-    }
+  replpb::TenantPosition stored;
+  bool found = false;
+  s = ReadReplicaPosition(*db, slot->id, &stored, &found);
+  if (!s.ok()) return s;
+  if (found) {
     p.applied_seq = stored.applied_seq();
     p.chain = stored.chain_hash();
     p.epoch = stored.epoch();
     p.applied_commit = stored.applied_commit_unix_micros();
     stored_heard_seq = stored.primary_latest_seq();
     stored_heard_commit = stored.primary_latest_commit_unix_micros();
-  } else if (!rs.IsNotFound()) {
-    return FromRocks(rs, "replica position of tenant '" + slot->id + "'");
   }
   p.primary_seq = std::max(p.applied_seq, stored_heard_seq);
   p.primary_commit = std::max(p.applied_commit, stored_heard_commit);
   p.created = ClusterImpl::BodyOf(*slot).created_unix_micros();
   const uint64_t rejoin_epoch = cluster_->rejoin_from_epoch();
   // A tenant with no writes of its own has nothing to reconcile.
-  if (rejoin_epoch != 0 && (rs.IsNotFound() || p.epoch <= rejoin_epoch) &&
+  if (rejoin_epoch != 0 && (!found || p.epoch <= rejoin_epoch) &&
       db->db()->GetLatestSequenceNumber() > 0) {
     p.rejoining = true;
     p.local_latest = db->db()->GetLatestSequenceNumber();

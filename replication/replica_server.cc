@@ -22,6 +22,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -791,9 +792,19 @@ Status ReplicaServerImpl::ApplyBatches(
                             std::to_string(b.epoch()) + ", below the applied " +
                             std::to_string(next.epoch));
     }
+    if (b.epoch() > cluster_->epoch()) {
+      // The session's epoch was settled at the handshake; a primary that
+      // moved on since reconnects with a new Hello.
+      return Status::InvalidArgument(
+          context + " claims epoch " + std::to_string(b.epoch()) +
+          ", above the session's " + std::to_string(cluster_->epoch()));
+    }
     if (b.count() == 0 || b.first_seq() == 0) {
       return Status::InvalidArgument(context +
                                      " consumes no sequence numbers");
+    }
+    if (b.count() - 1 > UINT64_MAX - b.first_seq()) {
+      return Status::InvalidArgument(context + " has a sequence range past 2^64");
     }
     const uint64_t end = b.first_seq() + b.count() - 1;
     if (end <= next.applied_seq) continue;  // a resend: acknowledged again

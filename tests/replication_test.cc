@@ -1561,6 +1561,212 @@ TEST_F(HostilePeerTest, BadBatchesCloseTheConnectionAndApplyNothing) {
   EXPECT_EQ("NOT_FOUND", test::GetValue(r.get(), "planted"));
 }
 
+// Every other way a peer with a valid certificate can break the protocol:
+// frames over the size cap, messages of no or the wrong type, sequences out
+// of order, epochs below or above the session's, a batch labelled with
+// another tenant. Each closes the connection with a reason and applies
+// nothing; the replica keeps serving and the real primary converges after.
+TEST_F(HostilePeerTest, ProtocolViolationsApplyNothingAndServiceGoesOn) {
+  ASSERT_OK(CreateReplica());
+  ASSERT_OK(StartServer());
+  ASSERT_OK(CreatePrimary(PrimaryOptions()));
+  ASSERT_OK(primary_->CreateTenant("t0", TenantOptions()));
+  ASSERT_OK(primary_->CreateTenant("t1", TenantOptions()));
+  Fill("t0", 40, "k");
+  Fill("t1", 40, "k");
+  ASSERT_EQ("", WaitCaughtUp());
+  primary_.reset();
+  const auto t0_contents = ScanTenant(replica_.get(), "t0");
+  const auto t1_contents = ScanTenant(replica_.get(), "t1");
+  const uint64_t epoch = replica_->Describe().epoch;
+  ASSERT_GE(epoch, 1u);
+
+  std::unique_ptr<TlsContext> context;
+  const TlsFiles f = Tls("c1");
+  ASSERT_OK(TlsContext::Create({f.cert_file, f.key_file, f.ca_file},
+                               /*server=*/false, &context));
+  // Opens a session; the positions the replica reported go to *positions.
+  auto open = [&](RawTlsPeer* peer,
+                  std::map<std::string, replpb::TenantPosition>* positions) {
+    Status s = peer->Connect(*context, port_);
+    if (s.ok()) s = peer->Send(Hello());
+    replpb::Envelope answer;
+    if (s.ok()) s = peer->Read(&answer);
+    if (s.ok() && !answer.hello_reply().accepted()) {
+      s = Status::PermissionDenied(answer.hello_reply().reason());
+    }
+    for (const auto& p : answer.hello_reply().positions()) {
+      (*positions)[p.tenant()] = p;
+    }
+    return s;
+  };
+  auto frame_of = [](const std::string& payload) {
+    std::string frame;
+    EXPECT_OK(EncodeFrame(payload, &frame));
+    return frame;
+  };
+  auto batch = [&](const replpb::TenantPosition& p,
+                   const std::function<void(replpb::Batch*)>& damage) {
+    replpb::Envelope e = NextBatch(p);
+    damage(e.mutable_batch());
+    return frame_of(e.SerializeAsString());
+  };
+  struct Case {
+    const char* name;
+    // The bytes the peer writes after the handshake.
+    std::function<std::string(
+        const std::map<std::string, replpb::TenantPosition>&)>
+        bytes;
+    std::vector<const char*> reasons;  // one of them is in the reason
+  };
+  const std::vector<Case> cases = {
+      {"length over the frame cap",
+       [](const auto&) {
+         std::string header("CfR1", 4);
+         const uint32_t length = kMaxFramePayload + 1;
+         for (int i = 0; i < 4; ++i) header.push_back(char(length >> (8 * i)));
+         header.append(8, '\0');
+         return header;
+       },
+       {"exceeds the limit"}},
+      {"maximum length",
+       [](const auto&) {
+         std::string header("CfR1", 4);
+         header.append(4, '\xff');
+         header.append(8, '\0');
+         return header;
+       },
+       {"exceeds the limit"}},
+      {"wrong magic",
+       [&](const auto&) {
+         std::string frame = frame_of(Hello().SerializeAsString());
+         frame[0] = 'X';
+         return frame;
+       },
+       {"magic"}},
+      {"no message type", [&](const auto&) { return frame_of(""); },
+       {"unexpected message"}},
+      {"unknown message type (field 99)",
+       [&](const auto&) { return frame_of(std::string("\x9a\x06\x00", 3)); },
+       {"unexpected message"}},
+      {"not a protobuf",
+       [&](const auto&) { return frame_of("\xff\xff\xff\xff"); },
+       {"does not parse"}},
+      {"a second hello",
+       [&](const auto&) { return frame_of(Hello().SerializeAsString()); },
+       {"unexpected message"}},
+      {"an acknowledgement (the replica's message)",
+       [&](const auto& pos) {
+         replpb::Envelope e;
+         *e.mutable_ack()->mutable_position() = pos.at("t0");
+         return frame_of(e.SerializeAsString());
+       },
+       {"unexpected message"}},
+      {"batch labelled with another tenant",
+       [&](const auto& pos) {
+         return batch(pos.at("t0"), [&](replpb::Batch* b) {
+           b->set_tenant("t1");
+           b->set_data(OnePutBatch("t1-planted", "from-t0"));
+         });
+       },
+       {"starts at sequence", "chain"}},
+      {"overlapping sequences",
+       [&](const auto& pos) {
+         return batch(pos.at("t0"), [](replpb::Batch* b) {
+           rocksdb::WriteBatch wb;
+           EXPECT_TRUE(wb.Put("o1", "v").ok());
+           EXPECT_TRUE(wb.Put("o2", "v").ok());
+           b->set_data(wb.Data());
+           b->set_first_seq(b->first_seq() - 1);
+           b->set_count(2);
+         });
+       },
+       {"starts at sequence"}},
+      {"out-of-order: a later batch first",
+       [&](const auto& pos) {
+         return batch(pos.at("t0"), [](replpb::Batch* b) {
+           b->set_first_seq(b->first_seq() + 1);
+         });
+       },
+       {"starts at sequence"}},
+      {"sequence range past 2^64",
+       [&](const auto& pos) {
+         return batch(pos.at("t0"), [](replpb::Batch* b) {
+           b->set_first_seq(UINT64_MAX);
+           b->set_count(2);
+         });
+       },
+       {"past 2^64"}},
+      {"batch from a lower epoch",
+       [&](const auto& pos) {
+         return batch(pos.at("t0"), [](replpb::Batch* b) {
+           b->set_epoch(b->epoch() - 1);
+         });
+       },
+       {"below the applied"}},
+      {"batch from a higher epoch than the session's",
+       [&](const auto& pos) {
+         return batch(pos.at("t0"), [&](replpb::Batch* b) {
+           b->set_epoch(epoch + 1);
+         });
+       },
+       {"above the session's"}},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    RawTlsPeer peer;
+    std::map<std::string, replpb::TenantPosition> positions;
+    ASSERT_OK(open(&peer, &positions));
+    ASSERT_EQ(2u, positions.size());
+    ASSERT_OK(peer.Write(c.bytes(positions)));
+    std::string reason;
+    replpb::Envelope answer;
+    Status s;
+    while ((s = peer.Read(&answer)).ok()) {
+      ASSERT_TRUE(answer.has_error()) << answer.ShortDebugString();
+      reason = answer.error().reason();
+    }
+    EXPECT_EQ("closed", s.message()) << "the replica kept the connection";
+    bool named = false;
+    for (const char* r : c.reasons) named |= reason.find(r) != std::string::npos;
+    EXPECT_TRUE(named) << "reason: " << reason << RecentLog();
+  }
+
+  // A hello from a lower epoch is refused at the handshake.
+  {
+    SCOPED_TRACE("hello from a lower epoch");
+    RawTlsPeer peer;
+    ASSERT_OK(peer.Connect(*context, port_));
+    replpb::Envelope hello = Hello();
+    hello.mutable_hello()->set_epoch(epoch - 1);
+    ASSERT_OK(peer.Send(hello));
+    replpb::Envelope answer;
+    ASSERT_OK(peer.Read(&answer));
+    EXPECT_FALSE(answer.hello_reply().accepted());
+    EXPECT_NE(std::string::npos,
+              answer.hello_reply().reason().find("stale primary"))
+        << answer.hello_reply().reason();
+  }
+
+  // Nothing moved: positions, epoch and data are as the real primary left
+  // them.
+  {
+    RawTlsPeer peer;
+    std::map<std::string, replpb::TenantPosition> positions;
+    ASSERT_OK(open(&peer, &positions));
+    EXPECT_EQ(epoch, positions.at("t0").epoch());
+  }
+  EXPECT_EQ(epoch, replica_->Describe().epoch);
+  EXPECT_EQ("", DiffMaps("t0", t0_contents, ScanTenant(replica_.get(), "t0")));
+  EXPECT_EQ("", DiffMaps("t1", t1_contents, ScanTenant(replica_.get(), "t1")));
+
+  // The real primary is served afterwards.
+  ASSERT_OK(ReopenPrimary(PrimaryOptions()));
+  Fill("t0", 20, "after");
+  Fill("t1", 20, "after");
+  ASSERT_NO_FATAL_FAILURE(ExpectConverged());
+}
+
 // When a session starts (or any other change is announced) while
 // RotateTenantKey(rekey) runs on the primary, the shipper sends the tenant's
 // record as it stands between saving the new version and retiring the old

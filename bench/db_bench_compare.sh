@@ -65,6 +65,12 @@ workloads=(fillrandom readrandom)
 common=(--num="$num" --value_size="$value_size" --cache_size="$cache_size"
   --threads="$threads" --seed=301 --statistics=0 --histogram=0)
 
+# A sanitizer build's plugin needs its runtime loaded first into db_bench.
+preload=$plugin
+asan_rt=$(ldd "$plugin" | grep -o '/[^ ]*libasan\.so[^ ]*' || true)
+[[ -z $asan_rt ]] || preload="$asan_rt $plugin"
+[[ -z $asan_rt ]] || export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0
+
 # db_bench_on SIDE ARGS...: db_bench on the plain or the Coffer database.
 db_bench_on() {
   local side=$1
@@ -72,7 +78,7 @@ db_bench_on() {
   if [[ $side == plain ]]; then
     db_bench --db="$tmp/plain" "${common[@]}" "$@" 2>&1
   else
-    COFFER_KEY_FILE="$key" LD_PRELOAD="$plugin" db_bench \
+    COFFER_KEY_FILE="$key" LD_PRELOAD="$preload" db_bench \
       --fs_uri="coffer://bench@$data" --db="$data/tenants/bench/db" \
       "${common[@]}" "$@" 2>&1
   fi

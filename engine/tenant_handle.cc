@@ -199,6 +199,12 @@ class TenantHandle final : public Tenant {
       }
       if (!rs.ok()) return FromRocks(rs, "tenant '" + id() + "'");
     }
+    if (wb.GetDataSize() > kMaxWriteBytes) {
+      return Status::InvalidArgument(
+          "tenant '" + id() + "': a write of " +
+          std::to_string(wb.GetDataSize()) + " bytes exceeds the limit of " +
+          std::to_string(kMaxWriteBytes) + " (split it into smaller batches)");
+    }
     std::shared_ptr<TenantDb> db;
     s = cluster_->Pin(slot_, &db);
     if (!s.ok()) return s;

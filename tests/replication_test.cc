@@ -757,6 +757,53 @@ TEST_F(ReplicationTest, RefusedBatchNeitherAppliesNorShips) {
   EXPECT_EQ("NOT_FOUND", test::GetValue(r.get(), "half"));
 }
 
+// Writes are capped at kMaxWriteBytes so that every log record fits one
+// replication frame: the largest allowed writes, from several writers at once
+// (RocksDB merges concurrent writes into one log record), replicate; one byte
+// more is refused before anything is logged, and replication goes on.
+TEST_F(ReplicationTest, WritesUpToTheCapReplicateAndLargerAreRefused) {
+  ASSERT_OK(CreateReplica());
+  ASSERT_OK(StartServer());
+  ASSERT_OK(CreatePrimary(PrimaryOptions()));
+  ASSERT_OK(primary_->CreateTenant("big", TenantOptions()));
+  std::unique_ptr<Tenant> t;
+  ASSERT_OK(primary_->GetTenant("big", &t));
+  std::vector<std::thread> writers;
+  std::atomic<int> failures{0};
+  for (int w = 0; w < 3; ++w) {
+    writers.emplace_back([&, w] {
+      for (int i = 0; i < 2; ++i) {
+        // Key + value + the batch's own encoding stay under the cap.
+        const std::string key = "w" + std::to_string(w) + "-" + std::to_string(i);
+        const std::string value(kMaxWriteBytes - 64, char('a' + w));
+        if (!t->Put(WriteOptions(), key, value).ok()) ++failures;
+        if (!t->Put(WriteOptions(), key + "-small", "s").ok()) ++failures;
+      }
+    });
+  }
+  for (std::thread& th : writers) th.join();
+  ASSERT_EQ(0, failures.load());
+
+  const std::string over(kMaxWriteBytes, 'x');
+  Status s = t->Put(WriteOptions(), "over", over);
+  EXPECT_TRUE(s.IsInvalidArgument()) << s.ToString();
+  EXPECT_NE(std::string::npos, s.message().find("exceeds the limit"))
+      << s.ToString();
+  WriteBatch many;
+  for (int i = 0; i < 9; ++i) many.Put("m" + std::to_string(i), over.substr(0, 1 << 20));
+  s = t->Write(WriteOptions(), many);
+  EXPECT_TRUE(s.IsInvalidArgument()) << s.ToString();
+  EXPECT_EQ("NOT_FOUND", test::GetValue(t.get(), "over"));
+  EXPECT_EQ("NOT_FOUND", test::GetValue(t.get(), "m0"));
+
+  ASSERT_OK(t->Put(WriteOptions(), "after", "v"));
+  ASSERT_NO_FATAL_FAILURE(ExpectConverged());
+  std::unique_ptr<Tenant> r;
+  ASSERT_OK(replica_->GetTenant("big", &r));
+  EXPECT_EQ(std::string(kMaxWriteBytes - 64, 'b'), test::GetValue(r.get(), "w1-1"));
+  EXPECT_EQ("v", test::GetValue(r.get(), "after"));
+}
+
 // ---- 2. lag -----------------------------------------------------------------
 
 TEST_F(ReplicationTest, LagIsReportedWhileTheReplicaIsAway) {

@@ -35,6 +35,12 @@
 
 namespace coffer {
 
+// The most one write (Put, Delete or Write) may carry, counted as its encoded
+// batch: keys, values and a few bytes per operation. A larger write fails
+// with InvalidArgument and changes nothing; split it into several. The cap
+// keeps every write-ahead log record shippable to a replica in one frame.
+inline constexpr size_t kMaxWriteBytes = size_t{8} << 20;
+
 // An atomic group of writes to one tenant: all apply or none do.
 class WriteBatch {
  public:
@@ -111,7 +117,8 @@ class Tenant {
   // Deletes are allowed even when the tenant is over its quota.
   virtual Status Delete(const WriteOptions& options, std::string_view key) = 0;
   // Applies the batch atomically. A batch holding only deletes is allowed
-  // over quota; one holding puts is checked against the quota.
+  // over quota; one holding puts is checked against the quota. A batch over
+  // kMaxWriteBytes is InvalidArgument.
   virtual Status Write(const WriteOptions& options,
                        const WriteBatch& batch) = 0;
 

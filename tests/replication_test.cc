@@ -804,6 +804,94 @@ TEST_F(ReplicationTest, WritesUpToTheCapReplicateAndLargerAreRefused) {
   EXPECT_EQ("v", test::GetValue(r.get(), "after"));
 }
 
+// The shipper's memory and the replica's backlog are bounded by the window:
+// a replica that reads but never acknowledges receives at most
+// max_unacked_bytes plus one message, the primary's writes never wait for
+// it, and an acknowledgement opens the window again.
+TEST_F(ReplicationTest, UnacknowledgedBytesStayWithinTheWindow) {
+  std::unique_ptr<TlsContext> server_tls;
+  const TlsFiles f = Tls("c2");
+  ASSERT_OK(TlsContext::Create({f.cert_file, f.key_file, f.ca_file},
+                               /*server=*/true, &server_tls));
+  std::unique_ptr<TlsListener> listener;
+  ASSERT_OK(TlsListener::Listen("127.0.0.1:0", &listener));
+  port_ = listener->port();
+
+  constexpr size_t kWindow = 256 << 10;
+  constexpr size_t kMessage = 32 << 10;
+  std::atomic<uint64_t> received{0};  // batch payload bytes
+  std::atomic<uint64_t> last_end{0};
+  std::atomic<uint64_t> created{0};
+  std::atomic<bool> ack{false};
+  std::atomic<bool> stop{false};
+  std::atomic<bool> served{false};
+  std::thread fake_replica([&] {
+    std::unique_ptr<TlsChannel> ch;
+    if (!listener->Accept(*server_tls, 10000, &ch).ok()) return;
+    replpb::Envelope m;
+    if (!ch->Receive(&m, 5000).ok() || !m.has_hello()) return;
+    replpb::Envelope reply;
+    replpb::HelloReply* r = reply.mutable_hello_reply();
+    r->set_accepted(true);
+    *r->mutable_replica() = m.hello();
+    r->mutable_replica()->set_cluster_id("c2");
+    r->mutable_replica()->set_role("replica");
+    if (!ch->Send(reply).ok()) return;
+    served = true;
+    while (!stop.load()) {
+      bool got = false;
+      replpb::Envelope in;
+      if (!ch->TryReceive(&in, 50, &got).ok()) return;
+      if (got && in.has_tenant_event()) {
+        catalogpb::TenantBody body;
+        if (body.ParseFromString(in.tenant_event().tenant_body())) {
+          created = body.created_unix_micros();
+        }
+      }
+      if (got && in.has_batch()) {
+        received += in.batch().data().size();
+        last_end = in.batch().first_seq() + in.batch().count() - 1;
+      }
+      if (ack.exchange(false)) {
+        replpb::Envelope a;
+        replpb::TenantPosition* p = a.mutable_ack()->mutable_position();
+        p->set_tenant("w");
+        p->set_applied_seq(last_end.load());
+        p->set_tenant_created_unix_micros(created.load());
+        if (!ch->Send(a).ok()) return;
+      }
+    }
+  });
+  struct Join {
+    std::thread* t;
+    std::atomic<bool>* stop;
+    ~Join() {
+      *stop = true;
+      t->join();
+    }
+  } join{&fake_replica, &stop};
+
+  OpenOptions o = PrimaryOptions();
+  o.replication.max_unacked_bytes = kWindow;
+  o.replication.max_message_bytes = kMessage;
+  ASSERT_OK(CreatePrimary(o));
+  ASSERT_TRUE(WaitFor([&] { return served.load(); }));
+  ASSERT_OK(primary_->CreateTenant("w", TenantOptions()));
+  // 4 MiB in 1 KiB values, 16 to a batch: 16 times the window.
+  Fill("w", 4096, "k", 1000);
+  ASSERT_TRUE(WaitFor([&] { return received.load() >= kWindow; }))
+      << "received " << received.load();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  const uint64_t batch_bytes = 16 * 1100;  // one batch, with its keys
+  EXPECT_LE(received.load(), kWindow + kMessage + batch_bytes);
+
+  const uint64_t before = received.load();
+  ack = true;
+  EXPECT_TRUE(WaitFor([&] { return received.load() > before + kWindow / 2; }))
+      << "the window did not open after an acknowledgement: "
+      << received.load() << " bytes after " << before;
+}
+
 // ---- 2. lag -----------------------------------------------------------------
 
 TEST_F(ReplicationTest, LagIsReportedWhileTheReplicaIsAway) {

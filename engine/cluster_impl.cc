@@ -25,6 +25,7 @@ namespace fs = std::filesystem;
 
 constexpr uint32_t kFirstKeyVersion = 1;
 constexpr auto kDropWait = std::chrono::seconds(10);
+constexpr auto kResumeWait = std::chrono::seconds(2);
 
 std::string RealPath(const std::string& path) {
   char buf[PATH_MAX];
@@ -639,6 +640,18 @@ Status ClusterImpl::CheckQuota(TenantSlot& slot, const TenantDb& db,
         " bytes (uses " + std::to_string(total) + "); delete data");
   }
   return Status::OK();
+}
+
+Status ClusterImpl::ResumeTenant(const std::shared_ptr<TenantSlot>& slot,
+                                 std::shared_ptr<TenantDb>* db) {
+  bool reopen = false;
+  Status s = (*db)->Resume(&reopen);
+  if (s.ok() || !reopen) return s;
+  // A fresh instance recovers from what is durable, like after a crash.
+  db->reset();
+  s = registry_->Reopen(slot, kResumeWait);
+  if (s.ok()) s = registry_->Pin(slot, db);
+  return s;
 }
 
 }  // namespace coffer

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "engine/per_block_cipher.h"
+#include "engine/storage.h"
 #include "rocksdb/convenience.h"
 #include "rocksdb/env_encryption.h"
 #include "rocksdb/filter_policy.h"
@@ -67,6 +68,28 @@ class UsageListener final : public rocksdb::EventListener {
   std::shared_ptr<TenantDb::Usage> usage_;
 };
 
+// Notes when RocksDB stops taking writes after a background error (a failed
+// log write or sync, flush or compaction: a full disk, an I/O error), and
+// when its own recovery clears the error.
+class StopListener final : public rocksdb::EventListener {
+ public:
+  explicit StopListener(std::shared_ptr<std::atomic<bool>> stopped)
+      : stopped_(std::move(stopped)) {}
+
+  void OnBackgroundError(rocksdb::BackgroundErrorReason,
+                         rocksdb::Status* error) override {
+    if (error != nullptr && !error->ok()) stopped_->store(true);
+  }
+
+  void OnErrorRecoveryEnd(
+      const rocksdb::BackgroundErrorRecoveryInfo& info) override {
+    if (info.new_bg_error.ok()) stopped_->store(false);
+  }
+
+ private:
+  std::shared_ptr<std::atomic<bool>> stopped_;
+};
+
 }  // namespace
 
 SharedResources::SharedResources(const OpenOptions& opts) : options(opts) {
@@ -120,6 +143,8 @@ Status TenantDb::Open(const std::string& tenant_id, const std::string& db_dir,
   std::unique_ptr<TenantDb> t(new TenantDb());
   t->tenant_id_ = tenant_id;
   t->keyring_ = std::move(keyring);
+  // Usually the local disk; a fault-injecting one in tests (storage.h).
+  std::shared_ptr<rocksdb::FileSystem> base = BaseFileSystem();
   if (t->keyring_ != nullptr) {
     std::shared_ptr<rocksdb::EncryptionProvider> provider;
     SecretKey current;
@@ -130,15 +155,17 @@ Status TenantDb::Open(const std::string& tenant_id, const std::string& db_dir,
       provider = std::make_shared<TenantEncryptionProvider>(
           t->keyring_, "'" + tenant_id + "'");
     }
-    t->fs_ = rocksdb::NewEncryptedFS(rocksdb::FileSystem::Default(), provider);
+    t->fs_ = rocksdb::NewEncryptedFS(base, provider);
     if (t->fs_ == nullptr) {
       return Status::IOError(
           "cannot create the encrypted file system of "
           "tenant '" +
           tenant_id + "'");
     }
-    t->env_ = rocksdb::NewCompositeEnv(t->fs_);
+  } else if (base != rocksdb::FileSystem::Default()) {
+    t->fs_ = base;  // plaintext benchmark mode on a replaced base
   }
+  if (t->fs_ != nullptr) t->env_ = rocksdb::NewCompositeEnv(t->fs_);
 
   rocksdb::Options o;
   o.create_if_missing = true;
@@ -165,7 +192,8 @@ Status TenantDb::Open(const std::string& tenant_id, const std::string& db_dir,
   o.allow_mmap_reads = false;
   o.allow_mmap_writes = false;
   o.listeners.push_back(std::make_shared<UsageListener>(t->usage_));
-  if (t->env_ != nullptr) {
+  o.listeners.push_back(std::make_shared<StopListener>(t->stopped_));
+  if (t->keyring_ != nullptr) {
     // RocksDB's composite Env writes the info LOG with the plain POSIX
     // logger, bypassing the encrypted file system: give it one that goes
     // through it. The previous run's log is kept as LOG.old.
@@ -236,6 +264,17 @@ Status TenantDb::FlushAll(const std::string& marker_key,
     rs = db_->Flush(fo, {db_->DefaultColumnFamily(), system_.get()});
   }
   return FromRocks(rs, "flush of tenant '" + tenant_id_ + "'");
+}
+
+Status TenantDb::Resume(bool* reopen) {
+  rocksdb::Status rs = db_->Resume();
+  if (rs.ok()) stopped_->store(false);
+  // Busy: RocksDB's own recovery (after a full disk) is running already.
+  *reopen = !rs.ok() && !rs.IsBusy() &&
+            rs.subcode() != rocksdb::Status::kNoSpace;
+  return FromRocks(rs, "tenant '" + tenant_id_ +
+                           "' stopped taking writes after a storage error, "
+                           "and resuming failed");
 }
 
 uint64_t TenantDb::UsedBytes() const {

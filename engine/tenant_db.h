@@ -58,6 +58,8 @@ class TenantDb {
   rocksdb::DB* db() const { return db_.get(); }
   // Null in plaintext mode.
   const std::shared_ptr<Keyring>& keyring() const { return keyring_; }
+  // The encrypted file system (null in plaintext mode, unless the base
+  // file system was replaced: storage.h).
   rocksdb::FileSystem* fs() const { return fs_.get(); }
   rocksdb::ColumnFamilyHandle* system() const { return system_.get(); }
   const std::string& tenant_id() const { return tenant_id_; }
@@ -67,6 +69,18 @@ class TenantDb {
   // obsolete even when no user data was pending.
   Status FlushAll(const std::string& marker_key,
                   const std::string& marker_value);
+
+  // True once RocksDB stopped taking writes after a background error (a
+  // failed log write or sync, flush or compaction: a full disk, an I/O
+  // error), until the error is cleared. Reads keep working meanwhile.
+  bool stopped() const { return stopped_->load(std::memory_order_relaxed); }
+  // Clears a background error in place (RocksDB's DB::Resume: flushes the
+  // memtables, so writes continue on a fresh log). OK when nothing was
+  // stopped; the error (disk full: free space first) when it persists.
+  // *reopen is set when retrying in place cannot help (not a full disk,
+  // not a recovery already running): only closing and reopening the
+  // database clears the error.
+  Status Resume(bool* reopen);
 
   // Bytes that count against quotas: live table files plus the key and value
   // bytes written but not yet flushed to a table file.
@@ -88,6 +102,8 @@ class TenantDb {
   std::string tenant_id_;
   std::shared_ptr<Keyring> keyring_;
   std::shared_ptr<Usage> usage_ = std::make_shared<Usage>();
+  std::shared_ptr<std::atomic<bool>> stopped_ =
+      std::make_shared<std::atomic<bool>>(false);
   std::shared_ptr<rocksdb::FileSystem> fs_;
   std::unique_ptr<rocksdb::Env> env_;
   std::unique_ptr<rocksdb::DB> db_;  // destroyed before env_ and fs_

@@ -129,6 +129,10 @@ class FaultFs final : public rocksdb::FileSystemWrapper {
   rocksdb::IOStatus Truncate(const std::string& f, size_t size,
                              const rocksdb::IOOptions& io,
                              rocksdb::IODebugContext* dbg) override;
+  // The disk's free space, or the space budget if smaller.
+  rocksdb::IOStatus GetFreeSpace(const std::string& path,
+                                 const rocksdb::IOOptions& io, uint64_t* free,
+                                 rocksdb::IODebugContext* dbg) override;
 
   // ---- for the file wrappers (fault_fs.cc) ----
   // The injected failure for `op` on `path` (consuming a rule's count), or

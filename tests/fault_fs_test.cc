@@ -83,6 +83,59 @@ WriteOptions Synced() {
   return o;
 }
 
+// ---- the model itself ----
+
+TEST(FaultFsModel, PowerLossKeepsOnlyWhatWasMadeDurable) {
+  TempDir tmp;
+  FaultFs fs;
+  const rocksdb::IOOptions io;
+  const std::string dir = tmp.path();
+  std::unique_ptr<rocksdb::FSDirectory> d;
+  ASSERT_TRUE(fs.NewDirectory(dir, io, &d, nullptr).ok());
+  auto write = [&](const std::string& name, const std::string& synced,
+                   const std::string& unsynced) {
+    std::unique_ptr<rocksdb::FSWritableFile> f;
+    ASSERT_TRUE(fs.NewWritableFile(dir + "/" + name, {}, &f, nullptr).ok());
+    ASSERT_TRUE(f->Append(synced, io, nullptr).ok());
+    ASSERT_TRUE(f->Sync(io, nullptr).ok());
+    ASSERT_TRUE(f->Append(unsynced, io, nullptr).ok());
+    ASSERT_TRUE(f->Close(io, nullptr).ok());
+  };
+  write("durable", "old", "");
+  ASSERT_TRUE(d->Fsync(io, nullptr).ok());
+  write("tail", "kept", "-lost");
+  ASSERT_TRUE(d->Fsync(io, nullptr).ok());
+  write("unnamed", "synced data", "");  // directory never fsynced after
+  write("durable.tmp", "new", "");
+  ASSERT_TRUE(fs.RenameFile(dir + "/durable.tmp", dir + "/durable", io,
+                            nullptr)
+                  .ok());
+  EXPECT_EQ(ReadFileBytes(dir + "/durable"), "new");
+  // Budget and rules.
+  fs.SetSpaceBudget(2);
+  std::unique_ptr<rocksdb::FSWritableFile> f;
+  ASSERT_TRUE(fs.NewWritableFile(dir + "/full", {}, &f, nullptr).ok());
+  EXPECT_TRUE(f->Append("abc", io, nullptr).IsNoSpace());
+  fs.RaiseSpaceBudget(10);
+  EXPECT_TRUE(f->Append("abc", io, nullptr).ok());
+  fs.FailOp(FaultFs::Op::kSync, "fu*", 1, 1);
+  EXPECT_TRUE(f->Sync(io, nullptr).ok());
+  EXPECT_FALSE(f->Sync(io, nullptr).ok());
+  EXPECT_TRUE(f->Sync(io, nullptr).ok());
+  fs.CutPowerAfter(1);
+  EXPECT_FALSE(f->Append("x", io, nullptr).ok());
+  EXPECT_TRUE(fs.power_cut());
+  f->Close(io, nullptr).PermitUncheckedError();
+  f.reset();
+
+  ASSERT_TRUE(fs.SimulatePowerLoss().ok());
+  EXPECT_EQ(ReadFileBytes(dir + "/durable"), "old");  // rename undone
+  EXPECT_EQ(ReadFileBytes(dir + "/tail"), "kept");     // tail dropped
+  EXPECT_FALSE(std::filesystem::exists(dir + "/unnamed"));
+  EXPECT_FALSE(std::filesystem::exists(dir + "/durable.tmp"));
+  EXPECT_FALSE(std::filesystem::exists(dir + "/full"));
+}
+
 // ---- write-ahead log ----------------------------------------------------------
 
 TEST_F(FaultFsTest, FailedLogWriteOrSyncNeverReportsSuccess) {

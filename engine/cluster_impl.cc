@@ -15,6 +15,7 @@
 
 #include "engine/clock.h"
 #include "engine/record_file.h"
+#include "engine/storage.h"
 #include "replication/shipper.h"
 
 namespace coffer {
@@ -25,6 +26,10 @@ namespace fs = std::filesystem;
 
 constexpr uint32_t kFirstKeyVersion = 1;
 constexpr auto kDropWait = std::chrono::seconds(10);
+constexpr auto kResumeWait = std::chrono::seconds(2);
+// A stopped tenant is reopened only with at least this much free space: a
+// reopen on a full disk would fail, and reads would fail with it.
+constexpr uint64_t kMinFreeBytesToReopen = uint64_t{1} << 20;
 
 std::string RealPath(const std::string& path) {
   char buf[PATH_MAX];
@@ -639,6 +644,26 @@ Status ClusterImpl::CheckQuota(TenantSlot& slot, const TenantDb& db,
         " bytes (uses " + std::to_string(total) + "); delete data");
   }
   return Status::OK();
+}
+
+Status ClusterImpl::ResumeTenant(const std::shared_ptr<TenantSlot>& slot,
+                                 std::shared_ptr<TenantDb>* db) {
+  bool reopen = false;
+  Status s = (*db)->Resume(&reopen);
+  if (s.ok() || !reopen) return s;
+  const std::string db_dir = catalog_->TenantDbDir(slot->id);
+  uint64_t free_bytes = 0;
+  if (BaseFileSystem()
+          ->GetFreeSpace(db_dir, rocksdb::IOOptions(), &free_bytes, nullptr)
+          .ok() &&
+      free_bytes < kMinFreeBytesToReopen) {
+    return s;
+  }
+  // A fresh instance recovers from what is durable, like after a crash.
+  db->reset();
+  s = registry_->Reopen(slot, kResumeWait);
+  if (s.ok()) s = registry_->Pin(slot, db);
+  return s;
 }
 
 }  // namespace coffer

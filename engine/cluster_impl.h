@@ -76,6 +76,13 @@ class ClusterImpl final : public Cluster {
   // tenant is revoked or its master key is unavailable.
   Status Pin(const std::shared_ptr<TenantSlot>& slot,
              std::shared_ptr<TenantDb>* db);
+  // For a write, flush or compaction on *db after RocksDB stopped taking
+  // writes (a failed log write, flush or compaction: see
+  // TenantDb::stopped): clears the error in place, or else closes and
+  // reopens the tenant and pins the new instance into *db. Fails with the
+  // error while it persists (a disk that is still full), reads unaffected.
+  Status ResumeTenant(const std::shared_ptr<TenantSlot>& slot,
+                      std::shared_ptr<TenantDb>* db);
   // QuotaExceeded if writing `adding` more bytes to the tenant would take it
   // or the cluster over quota. Refreshes the tenant's measured usage.
   Status CheckQuota(TenantSlot& slot, const TenantDb& db, uint64_t adding);

@@ -10,6 +10,9 @@
 #include <cerrno>
 #include <cstring>
 
+#include "engine/storage.h"
+#include "rocksdb/file_system.h"
+
 namespace coffer {
 
 namespace {
@@ -36,6 +39,14 @@ Status Errno(const std::string& what, const std::string& path) {
   return Status::IOError(msg);
 }
 
+// The same for a failed FileSystem call.
+Status IoError(const std::string& what, const std::string& path,
+               const rocksdb::IOStatus& io) {
+  std::string msg = what + " " + path + ": " + io.ToString();
+  if (io.IsNoSpace()) msg += " (disk full: free space, then retry)";
+  return Status::IOError(msg);
+}
+
 std::string DirOf(const std::string& path) {
   size_t slash = path.rfind('/');
   return slash == std::string::npos ? "." : path.substr(0, slash);
@@ -56,11 +67,15 @@ Status WriteAll(int fd, const std::string& path, std::string_view data) {
 }
 
 Status SyncDir(const std::string& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return Errno("cannot open directory", dir);
+  std::shared_ptr<rocksdb::FileSystem> fs = BaseFileSystem();
+  std::unique_ptr<rocksdb::FSDirectory> d;
+  rocksdb::IOStatus io =
+      fs->NewDirectory(dir, rocksdb::IOOptions(), &d, nullptr);
+  if (!io.ok()) return IoError("cannot open directory", dir, io);
+  io = d->Fsync(rocksdb::IOOptions(), nullptr);
   Status s;
-  if (::fsync(fd) != 0) s = Errno("cannot fsync directory", dir);
-  ::close(fd);
+  if (!io.ok()) s = IoError("cannot fsync directory", dir, io);
+  d->Close(rocksdb::IOOptions(), nullptr).PermitUncheckedError();
   return s;
 }
 
@@ -70,42 +85,49 @@ Status WriteRecordFile(const std::string& path, std::string_view payload) {
   bytes.append(payload);
   PutU64(&bytes, XXH3_64bits(bytes.data(), bytes.size()));
 
+  // Through the base FileSystem (storage.h), so that tests can fail or
+  // lose any of these steps.
+  std::shared_ptr<rocksdb::FileSystem> fs = BaseFileSystem();
+  const rocksdb::IOOptions io_opts;
   const std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return Errno("cannot create", tmp);
-  Status s = WriteAll(fd, tmp, bytes);
-  if (s.ok() && ::fsync(fd) != 0) s = Errno("cannot fsync", tmp);
-  if (::close(fd) != 0 && s.ok()) s = Errno("cannot close", tmp);
-  if (s.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) {
-    s = Errno("cannot rename onto", path);
+  std::unique_ptr<rocksdb::FSWritableFile> f;
+  rocksdb::IOStatus io =
+      fs->NewWritableFile(tmp, rocksdb::FileOptions(), &f, nullptr);
+  if (!io.ok()) return IoError("cannot create", tmp, io);
+  // Records are for the owner only, like the 0700 data directory; the
+  // FileSystem creates files 0644.
+  Status s;
+  if (::chmod(tmp.c_str(), 0600) != 0) s = Errno("cannot restrict", tmp);
+  if (s.ok()) {
+    io = f->Append(bytes, io_opts, nullptr);
+    if (!io.ok()) s = IoError("cannot write", tmp, io);
+  }
+  if (s.ok()) {
+    io = f->Fsync(io_opts, nullptr);
+    if (!io.ok()) s = IoError("cannot fsync", tmp, io);
+  }
+  io = f->Close(io_opts, nullptr);
+  if (!io.ok() && s.ok()) s = IoError("cannot close", tmp, io);
+  f.reset();
+  if (s.ok()) {
+    io = fs->RenameFile(tmp, path, io_opts, nullptr);
+    if (!io.ok()) s = IoError("cannot rename onto", path, io);
   }
   if (!s.ok()) {
-    ::unlink(tmp.c_str());
+    fs->DeleteFile(tmp, io_opts, nullptr).PermitUncheckedError();
     return s;
   }
   return SyncDir(DirOf(path));
 }
 
 Status ReadRecordFile(const std::string& path, std::string* payload) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT) return Status::NotFound(path + " does not exist");
-    return Errno("cannot open", path);
-  }
   std::string bytes;
-  char buf[65536];
-  for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof(buf));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      Status s = Errno("cannot read", path);
-      ::close(fd);
-      return s;
-    }
-    if (n == 0) break;
-    bytes.append(buf, static_cast<size_t>(n));
+  rocksdb::IOStatus io =
+      rocksdb::ReadFileToString(BaseFileSystem().get(), path, &bytes);
+  if (io.IsNotFound() || io.IsPathNotFound()) {
+    return Status::NotFound(path + " does not exist");
   }
-  ::close(fd);
+  if (!io.ok()) return IoError("cannot read", path, io);
   if (bytes.size() < kHeaderBytes + kTrailerBytes ||
       std::memcmp(bytes.data(), kMagic, sizeof(kMagic)) != 0) {
     return Status::Corruption(path +

@@ -5,13 +5,20 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdarg>
+#include <cstdio>
 #include <cstring>
+#include <ctime>
+#include <mutex>
 #include <vector>
 
 #include "engine/per_block_cipher.h"
+#include "engine/storage.h"
 #include "rocksdb/convenience.h"
 #include "rocksdb/env_encryption.h"
 #include "rocksdb/filter_policy.h"
@@ -67,6 +74,90 @@ class UsageListener final : public rocksdb::EventListener {
   std::shared_ptr<TenantDb::Usage> usage_;
 };
 
+// A tenant's info LOG, written through its encrypted file system. RocksDB's
+// own file logger asserts (aborting the process in builds with assertions,
+// such as Debian's) on the line after a failed write, so a full disk would
+// bring the whole cluster down: here the first failed write ends the log
+// instead (it is diagnostics only; the next open starts a new one).
+class InfoLog final : public rocksdb::Logger {
+ public:
+  explicit InfoLog(std::unique_ptr<rocksdb::FSWritableFile> file)
+      : rocksdb::Logger(rocksdb::InfoLogLevel::INFO_LEVEL),
+        file_(std::move(file)) {}
+  ~InfoLog() override { Close().PermitUncheckedError(); }
+
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override {
+    struct timeval now;
+    ::gettimeofday(&now, nullptr);
+    struct tm t;
+    ::localtime_r(&now.tv_sec, &t);
+    char buf[2048];
+    int n = std::snprintf(buf, sizeof(buf),
+                          "%04d/%02d/%02d-%02d:%02d:%02d.%06ld ",
+                          t.tm_year + 1900, t.tm_mon + 1, t.tm_mday, t.tm_hour,
+                          t.tm_min, t.tm_sec, static_cast<long>(now.tv_usec));
+    va_list copy;
+    va_copy(copy, ap);
+    int m = std::vsnprintf(buf + n, sizeof(buf) - n - 1, format, copy);
+    va_end(copy);
+    if (m < 0) return;
+    size_t len = std::min(static_cast<size_t>(n + m), sizeof(buf) - 2);
+    buf[len++] = '\n';
+    std::lock_guard<std::mutex> lock(mu_);
+    if (file_ == nullptr || failed_) return;
+    failed_ = !file_->Append(rocksdb::Slice(buf, len), rocksdb::IOOptions(),
+                             nullptr)
+                   .ok();
+  }
+
+  void Flush() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (file_ != nullptr && !failed_) {
+      failed_ = !file_->Flush(rocksdb::IOOptions(), nullptr).ok();
+    }
+  }
+
+ protected:
+  rocksdb::Status CloseImpl() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (file_ == nullptr) return rocksdb::Status::OK();
+    rocksdb::Status s = file_->Close(rocksdb::IOOptions(), nullptr);
+    file_.reset();
+    return s;
+  }
+
+ private:
+  std::mutex mu_;
+  std::unique_ptr<rocksdb::FSWritableFile> file_;  // guarded by mu_
+  bool failed_ = false;                            // guarded by mu_
+};
+
+// Notes when RocksDB stops taking writes after a background error (a failed
+// log write or sync, flush or compaction: a full disk, an I/O error), and
+// when its own recovery clears the error.
+class StopListener final : public rocksdb::EventListener {
+ public:
+  explicit StopListener(std::shared_ptr<TenantDb::StopState> state)
+      : state_(std::move(state)) {}
+
+  void OnBackgroundError(rocksdb::BackgroundErrorReason,
+                         rocksdb::Status* error) override {
+    if (error == nullptr || error->ok()) return;
+    std::lock_guard<std::mutex> lock(state_->mu);
+    state_->error = *error;
+    state_->stopped.store(true);
+  }
+
+  void OnErrorRecoveryEnd(
+      const rocksdb::BackgroundErrorRecoveryInfo& info) override {
+    if (info.new_bg_error.ok()) state_->stopped.store(false);
+  }
+
+ private:
+  std::shared_ptr<TenantDb::StopState> state_;
+};
+
 }  // namespace
 
 SharedResources::SharedResources(const OpenOptions& opts) : options(opts) {
@@ -120,6 +211,8 @@ Status TenantDb::Open(const std::string& tenant_id, const std::string& db_dir,
   std::unique_ptr<TenantDb> t(new TenantDb());
   t->tenant_id_ = tenant_id;
   t->keyring_ = std::move(keyring);
+  // Usually the local disk; a fault-injecting one in tests (storage.h).
+  std::shared_ptr<rocksdb::FileSystem> base = BaseFileSystem();
   if (t->keyring_ != nullptr) {
     std::shared_ptr<rocksdb::EncryptionProvider> provider;
     SecretKey current;
@@ -130,15 +223,17 @@ Status TenantDb::Open(const std::string& tenant_id, const std::string& db_dir,
       provider = std::make_shared<TenantEncryptionProvider>(
           t->keyring_, "'" + tenant_id + "'");
     }
-    t->fs_ = rocksdb::NewEncryptedFS(rocksdb::FileSystem::Default(), provider);
+    t->fs_ = rocksdb::NewEncryptedFS(base, provider);
     if (t->fs_ == nullptr) {
       return Status::IOError(
           "cannot create the encrypted file system of "
           "tenant '" +
           tenant_id + "'");
     }
-    t->env_ = rocksdb::NewCompositeEnv(t->fs_);
+  } else if (base != rocksdb::FileSystem::Default()) {
+    t->fs_ = base;  // plaintext benchmark mode on a replaced base
   }
+  if (t->fs_ != nullptr) t->env_ = rocksdb::NewCompositeEnv(t->fs_);
 
   rocksdb::Options o;
   o.create_if_missing = true;
@@ -165,7 +260,8 @@ Status TenantDb::Open(const std::string& tenant_id, const std::string& db_dir,
   o.allow_mmap_reads = false;
   o.allow_mmap_writes = false;
   o.listeners.push_back(std::make_shared<UsageListener>(t->usage_));
-  if (t->env_ != nullptr) {
+  o.listeners.push_back(std::make_shared<StopListener>(t->stop_));
+  if (t->keyring_ != nullptr) {
     // RocksDB's composite Env writes the info LOG with the plain POSIX
     // logger, bypassing the encrypted file system: give it one that goes
     // through it. The previous run's log is kept as LOG.old.
@@ -176,7 +272,10 @@ Status TenantDb::Open(const std::string& tenant_id, const std::string& db_dir,
           .PermitUncheckedError();
     }
     t->fs_->CreateDirIfMissing(db_dir, io, nullptr).PermitUncheckedError();
-    rocksdb::Status ls = rocksdb::NewEnvLogger(log, t->env_.get(), &o.info_log);
+    std::unique_ptr<rocksdb::FSWritableFile> log_file;
+    rocksdb::IOStatus ls = t->fs_->NewWritableFile(log, rocksdb::FileOptions(),
+                                                   &log_file, nullptr);
+    if (ls.ok()) o.info_log = std::make_shared<InfoLog>(std::move(log_file));
     if (!ls.ok()) {
       return FromRocks(
           ls, "cannot open the info log of tenant '" + tenant_id + "'");
@@ -236,6 +335,26 @@ Status TenantDb::FlushAll(const std::string& marker_key,
     rs = db_->Flush(fo, {db_->DefaultColumnFamily(), system_.get()});
   }
   return FromRocks(rs, "flush of tenant '" + tenant_id_ + "'");
+}
+
+Status TenantDb::Resume(bool* reopen) {
+  rocksdb::Status rs = db_->Resume();
+  if (rs.ok()) stop_->stopped.store(false);
+  *reopen = false;
+  if (rs.IsBusy()) {
+    // RocksDB's own recovery (after a full disk) is running: report what
+    // stopped the writes.
+    std::lock_guard<std::mutex> lock(stop_->mu);
+    rs = stop_->error;
+  } else if (!rs.ok()) {
+    // A fatal error (say, a new log file that could not be written) never
+    // clears in place, whatever its cause.
+    std::lock_guard<std::mutex> lock(stop_->mu);
+    *reopen = rs.subcode() != rocksdb::Status::kNoSpace ||
+              stop_->error.severity() >= rocksdb::Status::Severity::kFatalError;
+  }
+  return FromRocks(rs, "tenant '" + tenant_id_ +
+                           "' stopped taking writes after a storage error");
 }
 
 uint64_t TenantDb::UsedBytes() const {

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "coffer/options.h"
@@ -58,6 +59,8 @@ class TenantDb {
   rocksdb::DB* db() const { return db_.get(); }
   // Null in plaintext mode.
   const std::shared_ptr<Keyring>& keyring() const { return keyring_; }
+  // The encrypted file system (null in plaintext mode, unless the base
+  // file system was replaced: storage.h).
   rocksdb::FileSystem* fs() const { return fs_.get(); }
   rocksdb::ColumnFamilyHandle* system() const { return system_.get(); }
   const std::string& tenant_id() const { return tenant_id_; }
@@ -67,6 +70,20 @@ class TenantDb {
   // obsolete even when no user data was pending.
   Status FlushAll(const std::string& marker_key,
                   const std::string& marker_value);
+
+  // True once RocksDB stopped taking writes after a background error (a
+  // failed log write or sync, flush or compaction: a full disk, an I/O
+  // error), until the error is cleared. Reads keep working meanwhile.
+  bool stopped() const {
+    return stop_->stopped.load(std::memory_order_relaxed);
+  }
+  // Clears a background error in place (RocksDB's DB::Resume: flushes the
+  // memtables, so writes continue on a fresh log). OK when nothing was
+  // stopped; the error (disk full: free space first) when it persists.
+  // *reopen is set when retrying in place cannot help (an I/O error other
+  // than a full disk, or a fatal one; not while RocksDB's own recovery
+  // runs): only closing and reopening the database clears the error.
+  Status Resume(bool* reopen);
 
   // Bytes that count against quotas: live table files plus the key and value
   // bytes written but not yet flushed to a table file.
@@ -81,6 +98,12 @@ class TenantDb {
     std::atomic<uint64_t> tables{0};     // live table files, bytes
     std::atomic<uint64_t> unflushed{0};  // key + value bytes in memtables
   };
+  // Whether RocksDB stopped writes, shared with the listener that notes it.
+  struct StopState {
+    std::atomic<bool> stopped{false};
+    std::mutex mu;
+    rocksdb::Status error;  // guarded by mu; the error that stopped them
+  };
 
  private:
   TenantDb() = default;
@@ -88,6 +111,7 @@ class TenantDb {
   std::string tenant_id_;
   std::shared_ptr<Keyring> keyring_;
   std::shared_ptr<Usage> usage_ = std::make_shared<Usage>();
+  std::shared_ptr<StopState> stop_ = std::make_shared<StopState>();
   std::shared_ptr<rocksdb::FileSystem> fs_;
   std::unique_ptr<rocksdb::Env> env_;
   std::unique_ptr<rocksdb::DB> db_;  // destroyed before env_ and fs_

@@ -5,6 +5,7 @@
 #include "coffer/cluster.h"
 #include "engine/catalog.h"
 #include "engine/encryption_provider.h"
+#include "engine/storage.h"
 #include "rocksdb/env_encryption.h"
 
 namespace coffer {
@@ -42,7 +43,7 @@ Status OpenTenantFileSystem(const std::string& data_dir,
   }
   auto provider =
       std::make_shared<TenantEncryptionProvider>(keyring, "'" + tenant + "'");
-  *fs = rocksdb::NewEncryptedFS(rocksdb::FileSystem::Default(), provider);
+  *fs = rocksdb::NewEncryptedFS(BaseFileSystem(), provider);
   if (*fs == nullptr) {
     return Status::IOError("cannot create the encrypted file system");
   }

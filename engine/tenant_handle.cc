@@ -206,7 +206,7 @@ class TenantHandle final : public Tenant {
           std::to_string(kMaxWriteBytes) + " (split it into smaller batches)");
     }
     std::shared_ptr<TenantDb> db;
-    s = cluster_->Pin(slot_, &db);
+    s = Pin(&db);
     if (!s.ok()) return s;
     if (slot_->fork_pending.load()) {
       s = cluster_->RecordPendingFork(*slot_, *db);
@@ -269,7 +269,7 @@ class TenantHandle final : public Tenant {
 
   Status Flush() override {
     std::shared_ptr<TenantDb> db;
-    Status s = cluster_->Pin(slot_, &db);
+    Status s = Pin(&db);
     if (!s.ok()) return s;
     rocksdb::FlushOptions fo;
     fo.wait = true;
@@ -278,7 +278,7 @@ class TenantHandle final : public Tenant {
 
   Status Compact() override {
     std::shared_ptr<TenantDb> db;
-    Status s = cluster_->Pin(slot_, &db);
+    Status s = Pin(&db);
     if (!s.ok()) return s;
     rocksdb::CompactRangeOptions co;
     co.bottommost_level_compaction =
@@ -288,6 +288,15 @@ class TenantHandle final : public Tenant {
   }
 
  private:
+  // Pins the database for a write, flush or compaction: one that stopped
+  // after a storage error (a full disk) is resumed first, so writes
+  // continue by themselves once the cause is gone.
+  Status Pin(std::shared_ptr<TenantDb>* db) {
+    Status s = cluster_->Pin(slot_, db);
+    if (s.ok() && (*db)->stopped()) s = cluster_->ResumeTenant(slot_, db);
+    return s;
+  }
+
   // The RocksDB snapshot behind options.snapshot; InvalidArgument if it was
   // taken on another tenant (or another open of this one).
   Status SnapshotFor(const ReadOptions& options, const TenantDb& db,

@@ -776,6 +776,9 @@ Status ReplicaServerImpl::ApplyBatches(
   }
   std::shared_ptr<TenantDb> db;
   s = cluster_->Pin(slot, &db);
+  // A tenant stopped by a storage error (a full disk) resumes once the
+  // cause is gone, as on a primary.
+  if (s.ok() && db->stopped()) s = cluster_->ResumeTenant(slot, &db);
   if (!s.ok()) return s;
   // Every batch is checked against the position the ones before it reach;
   // all of them and the final position then go in one atomic write.

@@ -8,7 +8,10 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdarg>
+#include <cstdio>
 #include <cstring>
+#include <mutex>
 #include <vector>
 
 #include "engine/per_block_cipher.h"
@@ -65,6 +68,57 @@ class UsageListener final : public rocksdb::EventListener {
   }
 
   std::shared_ptr<TenantDb::Usage> usage_;
+};
+
+// Forwards everything to the tenant's info log and remembers the first line
+// in which RocksDB's log recovery reported a damaged record ("<file>:
+// dropping N bytes; <reason>"): the status DB::Open returns then says only
+// what was wrong, not in which write-ahead log. The line holds a file name,
+// a byte count and a reason, never user data. Thread-safe.
+class RecoveryLogger final : public rocksdb::Logger {
+ public:
+  explicit RecoveryLogger(std::shared_ptr<rocksdb::Logger> base)
+      : rocksdb::Logger(base->GetInfoLogLevel()), base_(std::move(base)) {}
+
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override {
+    Logv(rocksdb::InfoLogLevel::INFO_LEVEL, format, ap);
+  }
+  void Logv(const rocksdb::InfoLogLevel level, const char* format,
+            va_list ap) override {
+    if (std::strstr(format, ": dropping ") != nullptr) {
+      va_list copy;
+      va_copy(copy, ap);
+      char line[512];
+      std::vsnprintf(line, sizeof(line), format, copy);
+      va_end(copy);
+      std::lock_guard<std::mutex> lock(mu_);
+      if (first_damage_.empty()) first_damage_ = line;
+    }
+    base_->Logv(level, format, ap);
+  }
+  void LogHeader(const char* format, va_list ap) override {
+    base_->LogHeader(format, ap);
+  }
+  size_t GetLogFileSize() const override { return base_->GetLogFileSize(); }
+  void Flush() override { base_->Flush(); }
+  void SetInfoLogLevel(const rocksdb::InfoLogLevel level) override {
+    rocksdb::Logger::SetInfoLogLevel(level);
+    base_->SetInfoLogLevel(level);
+  }
+
+  std::string first_damage() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return first_damage_;
+  }
+
+ protected:
+  rocksdb::Status CloseImpl() override { return base_->Close(); }
+
+ private:
+  std::shared_ptr<rocksdb::Logger> base_;
+  std::mutex mu_;
+  std::string first_damage_;
 };
 
 }  // namespace
@@ -164,7 +218,14 @@ Status TenantDb::Open(const std::string& tenant_id, const std::string& db_dir,
   o.stats_persist_period_sec = 0;
   o.allow_mmap_reads = false;
   o.allow_mmap_writes = false;
+  // Every write acknowledged with sync must survive: a torn record at the
+  // end of a log (a crash mid-write) is dropped, but a damaged record
+  // anywhere else fails the open instead of silently truncating the log
+  // there (RocksDB's default, kPointInTimeRecovery, would drop every later
+  // write, and let older values of overwritten keys reappear).
+  o.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
   o.listeners.push_back(std::make_shared<UsageListener>(t->usage_));
+  std::shared_ptr<RecoveryLogger> recovery_log;
   if (t->env_ != nullptr) {
     // RocksDB's composite Env writes the info LOG with the plain POSIX
     // logger, bypassing the encrypted file system: give it one that goes
@@ -176,12 +237,15 @@ Status TenantDb::Open(const std::string& tenant_id, const std::string& db_dir,
           .PermitUncheckedError();
     }
     t->fs_->CreateDirIfMissing(db_dir, io, nullptr).PermitUncheckedError();
-    rocksdb::Status ls = rocksdb::NewEnvLogger(log, t->env_.get(), &o.info_log);
+    std::shared_ptr<rocksdb::Logger> base;
+    rocksdb::Status ls = rocksdb::NewEnvLogger(log, t->env_.get(), &base);
     if (!ls.ok()) {
       return FromRocks(
           ls, "cannot open the info log of tenant '" + tenant_id + "'");
     }
-    o.info_log->SetInfoLogLevel(rocksdb::InfoLogLevel::INFO_LEVEL);
+    base->SetInfoLogLevel(rocksdb::InfoLogLevel::INFO_LEVEL);
+    recovery_log = std::make_shared<RecoveryLogger>(std::move(base));
+    o.info_log = recovery_log;
   }
   o.create_missing_column_families = true;
   rocksdb::ColumnFamilyOptions system_cf(o);
@@ -192,7 +256,13 @@ Status TenantDb::Open(const std::string& tenant_id, const std::string& db_dir,
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
   rocksdb::Status rs = rocksdb::DB::Open(o, db_dir, families, &handles, &raw);
-  if (!rs.ok()) return FromRocks(rs, "cannot open tenant '" + tenant_id + "'");
+  if (!rs.ok()) {
+    std::string context = "cannot open tenant '" + tenant_id + "'";
+    const std::string damage =
+        recovery_log != nullptr ? recovery_log->first_damage() : "";
+    if (!damage.empty()) context += " (recovery found " + damage + ")";
+    return FromRocks(rs, context);
+  }
   t->db_.reset(raw);
   // The default family's handle is owned by the DB; the system one is ours.
   delete handles[0];

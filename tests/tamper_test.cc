@@ -516,6 +516,10 @@ class TamperTest : public ::testing::Test {
   static void SetUpTestSuite() {
     if (g_pristine == nullptr) BuildPristine();
   }
+  static void TearDownTestSuite() {
+    delete g_pristine;  // removes its directory
+    g_pristine = nullptr;
+  }
   void SetUp() override { ASSERT_NE(g_pristine, nullptr); }
 };
 

@@ -24,6 +24,7 @@
 #include "rocksdb/filter_policy.h"
 #include "rocksdb/listener.h"
 #include "rocksdb/options.h"
+#include "rocksdb/sst_file_reader.h"
 #include "rocksdb/transaction_log.h"
 
 namespace coffer {
@@ -158,6 +159,129 @@ class StopListener final : public rocksdb::EventListener {
   std::shared_ptr<TenantDb::StopState> state_;
 };
 
+// Forwards everything to the tenant's info log and remembers the first line
+// in which RocksDB's log recovery reported a damaged record ("<file>:
+// dropping N bytes; <reason>"): the status DB::Open returns then says only
+// what was wrong, not in which write-ahead log. The line holds a file name,
+// a byte count and a reason, never user data. Thread-safe.
+class RecoveryLogger final : public rocksdb::Logger {
+ public:
+  explicit RecoveryLogger(std::shared_ptr<rocksdb::Logger> base)
+      : rocksdb::Logger(base->GetInfoLogLevel()), base_(std::move(base)) {}
+
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override {
+    Logv(rocksdb::InfoLogLevel::INFO_LEVEL, format, ap);
+  }
+  void Logv(const rocksdb::InfoLogLevel level, const char* format,
+            va_list ap) override {
+    if (std::strstr(format, ": dropping ") != nullptr) {
+      va_list copy;
+      va_copy(copy, ap);
+      char line[512];
+      std::vsnprintf(line, sizeof(line), format, copy);
+      va_end(copy);
+      std::lock_guard<std::mutex> lock(mu_);
+      if (first_damage_.empty()) first_damage_ = line;
+    }
+    base_->Logv(level, format, ap);
+  }
+  void LogHeader(const char* format, va_list ap) override {
+    base_->LogHeader(format, ap);
+  }
+  size_t GetLogFileSize() const override { return base_->GetLogFileSize(); }
+  void Flush() override { base_->Flush(); }
+  void SetInfoLogLevel(const rocksdb::InfoLogLevel level) override {
+    rocksdb::Logger::SetInfoLogLevel(level);
+    base_->SetInfoLogLevel(level);
+  }
+
+  std::string first_damage() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return first_damage_;
+  }
+
+ protected:
+  rocksdb::Status CloseImpl() override { return base_->Close(); }
+
+ private:
+  std::shared_ptr<rocksdb::Logger> base_;
+  std::mutex mu_;
+  std::string first_damage_;
+};
+
+// Checks what RocksDB 7.8 asserts instead of reporting, before it opens the
+// database in `dir` (and its archive/): every file holds at least its
+// encryption prefix (an empty file, which a crash right after creating it
+// leaves, is fine), and IDENTITY decrypts. Corruption names the file.
+Status CheckBeforeOpen(rocksdb::FileSystem* fs, const std::string& dir,
+                       const std::string& tenant_id) {
+  for (const std::string& d : {dir, dir + "/archive"}) {
+    DIR* listing = ::opendir(d.c_str());
+    if (listing == nullptr) continue;  // not created yet
+    std::vector<std::string> names;
+    while (struct dirent* e = ::readdir(listing)) names.push_back(e->d_name);
+    ::closedir(listing);
+    for (const std::string& name : names) {
+      const std::string path = d + "/" + name;
+      struct stat st;
+      if (::lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+      // LOCK is empty; RocksDB never reads the info logs, and deletes the
+      // temporary files a crash left behind.
+      if (name == "LOCK" || name == "LOG" || name == "LOG.old" ||
+          EndsWith(name, ".dbtmp")) {
+        continue;
+      }
+      if (st.st_size > 0 && st.st_size < static_cast<off_t>(kFilePrefixBytes)) {
+        return Status::Corruption(
+            "tenant '" + tenant_id + "': " + path + " is " +
+            std::to_string(st.st_size) + " bytes, shorter than its " +
+            std::to_string(kFilePrefixBytes) +
+            "-byte encryption prefix (truncated or not written by Coffer)");
+      }
+    }
+  }
+  const std::string identity = dir + "/IDENTITY";
+  struct stat st;
+  if (::stat(identity.c_str(), &st) == 0 && st.st_size > 0) {
+    std::unique_ptr<rocksdb::FSSequentialFile> file;
+    rocksdb::IOStatus io = fs->NewSequentialFile(
+        identity, rocksdb::FileOptions(), &file, nullptr);
+    char scratch[64];
+    rocksdb::Slice got;
+    if (io.ok()) {
+      io = file->Read(sizeof(scratch), rocksdb::IOOptions(), &got, scratch,
+                      nullptr);
+    }
+    if (!io.ok()) {
+      return Status::Corruption("tenant '" + tenant_id + "': " + identity +
+                                ": " + io.ToString());
+    }
+  }
+  return Status::OK();
+}
+
+// After DB::Open failed with a corruption it attributes to the MANIFEST
+// being replayed (as RocksDB 7.8 does for a damaged table footer): the first
+// table file in `dir` that does not open, with why; empty if all open.
+std::string FindDamagedTable(const rocksdb::Options& options,
+                             const std::string& dir) {
+  DIR* listing = ::opendir(dir.c_str());
+  if (listing == nullptr) return "";
+  std::vector<std::string> names;
+  while (struct dirent* e = ::readdir(listing)) {
+    if (EndsWith(e->d_name, ".sst")) names.push_back(e->d_name);
+  }
+  ::closedir(listing);
+  std::sort(names.begin(), names.end());
+  for (const std::string& name : names) {
+    rocksdb::SstFileReader reader(options);
+    rocksdb::Status s = reader.Open(dir + "/" + name);
+    if (!s.ok()) return dir + "/" + name + ": " + s.ToString();
+  }
+  return "";
+}
+
 }  // namespace
 
 SharedResources::SharedResources(const OpenOptions& opts) : options(opts) {
@@ -259,8 +383,15 @@ Status TenantDb::Open(const std::string& tenant_id, const std::string& db_dir,
   o.stats_persist_period_sec = 0;
   o.allow_mmap_reads = false;
   o.allow_mmap_writes = false;
+  // Every write acknowledged with sync must survive: a torn record at the
+  // end of a log (a crash mid-write) is dropped, but a damaged record
+  // anywhere else fails the open instead of silently truncating the log
+  // there (RocksDB's default, kPointInTimeRecovery, would drop every later
+  // write, and let older values of overwritten keys reappear).
+  o.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
   o.listeners.push_back(std::make_shared<UsageListener>(t->usage_));
   o.listeners.push_back(std::make_shared<StopListener>(t->stop_));
+  std::shared_ptr<RecoveryLogger> recovery_log;
   if (t->keyring_ != nullptr) {
     // RocksDB's composite Env writes the info LOG with the plain POSIX
     // logger, bypassing the encrypted file system: give it one that goes
@@ -275,12 +406,16 @@ Status TenantDb::Open(const std::string& tenant_id, const std::string& db_dir,
     std::unique_ptr<rocksdb::FSWritableFile> log_file;
     rocksdb::IOStatus ls = t->fs_->NewWritableFile(log, rocksdb::FileOptions(),
                                                    &log_file, nullptr);
-    if (ls.ok()) o.info_log = std::make_shared<InfoLog>(std::move(log_file));
     if (!ls.ok()) {
       return FromRocks(
           ls, "cannot open the info log of tenant '" + tenant_id + "'");
     }
-    o.info_log->SetInfoLogLevel(rocksdb::InfoLogLevel::INFO_LEVEL);
+    auto base = std::make_shared<InfoLog>(std::move(log_file));
+    base->SetInfoLogLevel(rocksdb::InfoLogLevel::INFO_LEVEL);
+    recovery_log = std::make_shared<RecoveryLogger>(std::move(base));
+    o.info_log = recovery_log;
+    Status s = CheckBeforeOpen(t->fs_.get(), db_dir, tenant_id);
+    if (!s.ok()) return s;
   }
   o.create_missing_column_families = true;
   rocksdb::ColumnFamilyOptions system_cf(o);
@@ -291,7 +426,18 @@ Status TenantDb::Open(const std::string& tenant_id, const std::string& db_dir,
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
   rocksdb::Status rs = rocksdb::DB::Open(o, db_dir, families, &handles, &raw);
-  if (!rs.ok()) return FromRocks(rs, "cannot open tenant '" + tenant_id + "'");
+  if (!rs.ok()) {
+    std::string context = "cannot open tenant '" + tenant_id + "'";
+    const std::string damage =
+        recovery_log != nullptr ? recovery_log->first_damage() : "";
+    if (!damage.empty()) {
+      context += " (recovery found " + damage + ")";
+    } else if (rs.IsCorruption()) {
+      const std::string table = FindDamagedTable(o, db_dir);
+      if (!table.empty()) context += " (table file " + table + ")";
+    }
+    return FromRocks(rs, context);
+  }
   t->db_.reset(raw);
   // The default family's handle is owned by the DB; the system one is ours.
   delete handles[0];

@@ -124,6 +124,8 @@ struct WorkloadArgs {
   std::string ack_log;
   bool sync = false;
   bool json = false;
+  uint64_t rotate_every_ms = 0;  // 0 = no data-key rotation
+  uint64_t rekey_every = 0;      // every k-th rotation rekeys; 0 = never
 };
 
 // A flag the writers wait on, so that a stop ends their sleeps at once.
@@ -171,6 +173,9 @@ class Workload {
   // Writes to `mine` in turn until stopped, at `ops_per_second` (0: as fast
   // as possible).
   void Writer(std::vector<WorkloadTenant*> mine, double ops_per_second);
+  // With --rotate-every: rotates the data key of one tenant after another,
+  // every rotate_every_ms, until stopped.
+  void Rotator();
   // Waits for the duration, a signal or a fatal error; prints progress.
   void AwaitStop(Clock::time_point start);
   // Prints one error line on stderr.
@@ -187,6 +192,7 @@ class Workload {
   StopSignal stop_;
   std::atomic<uint64_t> acked_{0};
   std::atomic<uint64_t> failures_{0};
+  std::atomic<uint64_t> rotations_{0};
   std::string stopped_by_ = "duration";  // main thread only
   std::mutex mu_;                        // guards fatal_ and stderr lines
   std::string fatal_;                    // why the run failed; empty if not
@@ -305,6 +311,35 @@ void Workload::Writer(std::vector<WorkloadTenant*> mine,
   }
 }
 
+void Workload::Rotator() {
+  const auto interval = std::chrono::milliseconds(args_.rotate_every_ms);
+  uint64_t count = 0;
+  while (!stop_.WaitUntil(Clock::now() + interval)) {
+    WorkloadTenant& t = tenants_[count % tenants_.size()];
+    ++count;
+    const bool rekey = args_.rekey_every > 0 && count % args_.rekey_every == 0;
+    const std::string what = std::string(rekey ? "rekey" : "rotation") +
+                             " of tenant '" + t.id + "'";
+    {
+      // The lines let a test that kills this process tell whether the kill
+      // landed inside a rotation.
+      std::lock_guard<std::mutex> lock(mu_);
+      std::fprintf(stderr, "workload: %s: started\n", what.c_str());
+    }
+    KeyRotationReport report;
+    Status s = cluster_->RotateTenantKey(t.id, rekey, &report);
+    if (!s.ok()) {
+      ++failures_;
+      Report(what + ": " + s.ToString());
+      continue;
+    }
+    ++rotations_;
+    std::lock_guard<std::mutex> lock(mu_);
+    std::fprintf(stderr, "workload: %s: done, version %u\n", what.c_str(),
+                 report.new_version);
+  }
+}
+
 void Workload::AwaitStop(Clock::time_point start) {
   sigset_t signals;
   sigemptyset(&signals);
@@ -377,6 +412,7 @@ int Workload::Run() {
                         static_cast<double>(tenants_.size());
     writers.emplace_back(&Workload::Writer, this, std::move(share), rate);
   }
+  if (args_.rotate_every_ms > 0) writers.emplace_back(&Workload::Rotator, this);
   AwaitStop(start);
   stop_.Stop();
   for (std::thread& writer : writers) writer.join();
@@ -406,6 +442,7 @@ int Workload::PrintSummary(double seconds) {
     std::printf("%s\n", JsonObject()
                             .AddNumber("acked", acked)
                             .AddNumber("failures", failures_.load())
+                            .AddNumber("rotations", rotations_.load())
                             .AddRaw("seconds", seconds_text)
                             .AddRaw("ops_per_second", ops_text)
                             .AddString("stopped_by", stopped_by_)
@@ -416,6 +453,7 @@ int Workload::PrintSummary(double seconds) {
   } else {
     PrintField("writes acked", std::to_string(acked));
     PrintField("failures", std::to_string(failures_.load()));
+    PrintField("key rotations", std::to_string(rotations_.load()));
     PrintField("seconds", seconds_text);
     PrintField("ops/s", ops_text);
     PrintField("stopped by", stopped_by_);
@@ -516,13 +554,31 @@ void RegisterWorkload(CLI::App* app, Runner* run) {
                   "missing)")
       ->type_name("FILE")
       ->required();
+  CLI::Option* rotate =
+      cmd->add_option(
+             "--rotate-every", args->rotate_every_ms,
+             "Rotate the data key of one tenant after another (as 'coffer key "
+             "rotate' does, while the writes go on) every MS milliseconds; "
+             "each rotation prints 'workload: rotation of tenant 'T': "
+             "started' and, once complete, '... done, version V' on stderr")
+          ->transform(CountArg())
+          ->check(CLI::Range(uint64_t{1}, uint64_t{86'400'000}))
+          ->type_name("MS");
+  cmd->add_option("--rekey-every", args->rekey_every,
+                  "With --rotate-every: every K-th rotation is a rekey (also "
+                  "rewrites every file of the tenant, as 'coffer key rotate "
+                  "--rekey'), reported as 'rekey of tenant ...'")
+      ->transform(CountArg())
+      ->type_name("K")
+      ->needs(rotate);
   cmd->add_flag("--sync", args->sync,
                 "fsync the write-ahead log before each acknowledgement "
                 "(survives power loss; a process kill loses nothing without)");
   cmd->add_flag("--json", args->json,
                 "Print the summary as one JSON object: {\"acked\", "
                 "\"failures\", \"seconds\", \"ops_per_second\", "
-                "\"stopped_by\", \"ack_log\", \"tenants\": [{\"tenant\", "
+                "\"rotations\", \"stopped_by\", \"ack_log\", \"tenants\": "
+                "[{\"tenant\", "
                 "\"first_n\", \"last_n\", \"acked\"}...]}");
   OnRun(cmd, run, [args] {
     // Before any thread exists, so that every thread inherits the mask: the

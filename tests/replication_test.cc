@@ -30,6 +30,7 @@
 
 #include "coffer/coffer.h"
 #include "engine/catalog.h"
+#include "engine/storage.h"
 #include "replication/chain.h"
 #include "replication/frame.h"
 #include "replication/proto/replication.pb.h"
@@ -37,6 +38,7 @@
 #include "rocksdb/comparator.h"
 #include "rocksdb/db.h"
 #include "rocksdb/write_batch.h"
+#include "tests/fault_fs.h"
 #include "tests/testutil.h"
 
 namespace coffer {
@@ -890,6 +892,37 @@ TEST_F(ReplicationTest, UnacknowledgedBytesStayWithinTheWindow) {
   EXPECT_TRUE(WaitFor([&] { return received.load() > before + kWindow / 2; }))
       << "the window did not open after an acknowledgement: "
       << received.load() << " bytes after " << before;
+}
+
+// A replica whose disk fails a log write (an I/O error RocksDB does not
+// recover from by itself) stops that tenant; the session ends and, when the
+// primary reconnects, the replica resumes the tenant before applying, so
+// replication goes on without a restart of either side.
+TEST_F(ReplicationTest, ReplicaResumesATenantStoppedByAFailedLogWrite) {
+  auto fs = std::make_shared<test::FaultFs>();
+  SetBaseFileSystemForTesting(fs);
+  struct Restore {
+    std::function<void()> undo;
+    ~Restore() { undo(); }
+  } restore{[this] {
+    server_.reset();
+    primary_.reset();
+    replica_.reset();
+    SetBaseFileSystemForTesting(nullptr);
+  }};
+  ASSERT_OK(CreateReplica());
+  ASSERT_OK(StartServer());
+  ASSERT_OK(CreatePrimary(PrimaryOptions()));
+  ASSERT_OK(primary_->CreateTenant("t0", TenantOptions()));
+  Fill("t0", 20, "before");
+  ASSERT_EQ("", WaitCaughtUp());
+  const std::string replica_logs = replica_dir_ + "/tenants/t0/db/*.log";
+  fs->FailOp(test::FaultFs::Op::kWrite, replica_logs, /*skip=*/0, /*times=*/2);
+  Fill("t0", 200, "during");
+  ASSERT_TRUE(WaitFor([&] { return fs->injected() >= 2; }))
+      << "the replica's log writes did not fail";
+  Fill("t0", 20, "after");
+  ASSERT_NO_FATAL_FAILURE(ExpectConverged());
 }
 
 // ---- 2. lag -----------------------------------------------------------------

@@ -106,6 +106,11 @@ Status ReadRecordFile(const std::string& path, std::string* payload) {
     bytes.append(buf, static_cast<size_t>(n));
   }
   ::close(fd);
+  return ParseRecordFile(path, bytes, payload);
+}
+
+Status ParseRecordFile(const std::string& path, std::string_view bytes,
+                       std::string* payload) {
   if (bytes.size() < kHeaderBytes + kTrailerBytes ||
       std::memcmp(bytes.data(), kMagic, sizeof(kMagic)) != 0) {
     return Status::Corruption(path +

@@ -335,7 +335,8 @@ void CliArgs() {
       "2026-11-29T10:00:00.123Z",
       "audit\nshow\n--data\n/x\n--key-file\n/dev/null\n--since\n3d",
       "workload\n--data\n/x\n--key-file\n/dev/null\n--tenants\n4\n--rate\n"
-      "100\n--duration\n10\n--value-size\n4KiB\n--tenant-prefix\nw",
+      "100\n--duration\n10\n--value-size\n4KiB\n--tenant-prefix\nw\n"
+      "--ack-log\n/x/acks",
       "scan\n--tenant\nt1\n--data\n/x\n--key-file\n/dev/null\n--limit\n010",
       "64MiB",
       "17179869184TiB",

@@ -51,18 +51,24 @@ class Inspector : public rocksdb::WriteBatch::Handler {
                                  const rocksdb::Slice&) override {
     return rocksdb::Status::Corruption("batch holds a blob index");
   }
-  rocksdb::Status MarkBeginPrepare(bool) override {
-    return rocksdb::Status::Corruption("batch holds a two-phase marker");
-  }
+  // RocksDB asserts that these markers' handlers succeed (a failure aborts
+  // the process where its assertions are compiled in, as in Debian's
+  // librocksdb): note the marker, stop iterating, and let InspectBatch refuse
+  // the batch.
+  rocksdb::Status MarkBeginPrepare(bool) override { return Marker(); }
   rocksdb::Status MarkEndPrepare(const rocksdb::Slice&) override {
-    return rocksdb::Status::Corruption("batch holds a two-phase marker");
+    return Marker();
   }
   rocksdb::Status MarkCommit(const rocksdb::Slice&) override {
-    return rocksdb::Status::Corruption("batch holds a two-phase marker");
+    return Marker();
   }
   rocksdb::Status MarkRollback(const rocksdb::Slice&) override {
-    return rocksdb::Status::Corruption("batch holds a two-phase marker");
+    return Marker();
   }
+  rocksdb::Status MarkNoop(bool) override { return Marker(); }
+  bool Continue() override { return !two_phase_marker_; }
+  bool two_phase_marker() const { return two_phase_marker_; }
+
   void LogData(const rocksdb::Slice& blob) override {
     uint64_t micros = 0;
     if (DecodeCommitStamp(std::string_view(blob.data(), blob.size()),
@@ -81,7 +87,13 @@ class Inspector : public rocksdb::WriteBatch::Handler {
     return rocksdb::Status::OK();
   }
 
+  rocksdb::Status Marker() {
+    two_phase_marker_ = true;
+    return rocksdb::Status::OK();
+  }
+
   BatchSummary* s_;
+  bool two_phase_marker_ = false;
 };
 
 }  // namespace
@@ -117,6 +129,9 @@ Status InspectBatch(const std::string& data, BatchSummary* summary) {
   rocksdb::Status rs = batch.Iterate(&inspector);
   if (!rs.ok()) {
     return Status::Corruption("write batch does not parse: " + rs.ToString());
+  }
+  if (inspector.two_phase_marker()) {
+    return Status::Corruption("batch holds a two-phase marker");
   }
   if (batch.Count() != summary->count) {
     return Status::Corruption(

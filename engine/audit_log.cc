@@ -229,7 +229,9 @@ Status AuditLog::Open(const std::string& dir, const SecretKey& catalog_key,
     }
   }
   if (!bytes.empty()) {
-    size_t start = bytes.rfind('\n', bytes.size() - 2);
+    // The last line's start; a log of one empty line has no line before.
+    size_t start = bytes.size() < 2 ? std::string::npos
+                                    : bytes.rfind('\n', bytes.size() - 2);
     start = start == std::string::npos ? 0 : start + 1;
     std::string_view line(bytes.data() + start, bytes.size() - 1 - start);
     AuditEntry e;

@@ -128,6 +128,11 @@ Status ReadRecordFile(const std::string& path, std::string* payload) {
     return Status::NotFound(path + " does not exist");
   }
   if (!io.ok()) return IoError("cannot read", path, io);
+  return ParseRecordFile(path, bytes, payload);
+}
+
+Status ParseRecordFile(const std::string& path, std::string_view bytes,
+                       std::string* payload) {
   if (bytes.size() < kHeaderBytes + kTrailerBytes ||
       std::memcmp(bytes.data(), kMagic, sizeof(kMagic)) != 0) {
     return Status::Corruption(path +

@@ -26,6 +26,12 @@ Status WriteRecordFile(const std::string& path, std::string_view payload);
 // (naming the file) when it is torn, truncated or altered.
 Status ReadRecordFile(const std::string& path, std::string* payload);
 
+// Verifies the bytes of a whole record as read from `path` (only named in
+// errors) and extracts its payload: what ReadRecordFile does once the file
+// is read. Corruption when they are torn, truncated or altered.
+Status ParseRecordFile(const std::string& path, std::string_view bytes,
+                       std::string* payload);
+
 // Writes all of `data` to `fd` (retrying short writes and EINTR); IOError
 // naming `path` otherwise.
 Status WriteAll(int fd, const std::string& path, std::string_view data);

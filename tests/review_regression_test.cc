@@ -3,6 +3,7 @@
 // Regression tests for defects found in review: a data directory that is
 // not quite what Coffer wrote must never cost data or be silently accepted.
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 
@@ -10,6 +11,8 @@
 #include "engine/proto/catalog.pb.h"
 #include "engine/record_file.h"
 #include "engine/tenant_db.h"
+#include "replication/proto/replication.pb.h"
+#include "replication/rollback.h"
 #include "tests/testutil.h"
 
 namespace coffer {
@@ -167,6 +170,49 @@ TEST_F(ReviewRegressionTest, NoRotationInRocksDbCtrMode) {
   ASSERT_OK(cluster_->CreateTenant("acme", TenantOptions()));
   EXPECT_TRUE(
       cluster_->RotateTenantKey("acme", false, nullptr).IsNotSupported());
+}
+
+
+// A rollback entry whose batch holds a transaction marker (which only someone
+// holding the master key could seal into a rollback file) is reported by
+// `coffer rollback export` as corrupt; iterating it would abort the process
+// on a RocksDB assertion.
+TEST(RollbackExportTest, EntryWithATransactionMarkerIsCorruptNotACrash) {
+  test::TempDir dir;
+  const std::string key_file = dir.Sub("master.key");
+  test::WriteKeyFile(key_file);
+  std::shared_ptr<KeyProvider> keys;
+  ASSERT_OK(NewFileKeyProvider(key_file, &keys));
+  const std::string data = dir.Sub("data");
+  std::filesystem::create_directories(data);
+  replpb::RollbackHeader header;
+  header.set_tenant("t");
+  header.set_kind("batches");
+  std::unique_ptr<RollbackWriter> writer;
+  ASSERT_OK(RollbackWriter::Create(data, header, keys.get(),
+                                   keys->DefaultKeyId(), &writer));
+  replpb::RollbackEntry e;
+  e.set_seq(1);
+  // A batch header (sequence, count 0) and a begin-prepare marker.
+  e.set_batch(std::string(12, '\0') + "\x09");
+  ASSERT_OK(writer->Add(std::move(e)));
+  std::string path;
+  ASSERT_OK(writer->Finish(&path));
+
+  const std::string cmd = std::string(COFFER_CLI_PATH) +
+                          " rollback export --data " + data + " --key-file " +
+                          key_file + " --tenant t 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  ASSERT_NE(nullptr, p);
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+  const int status = ::pclose(p);
+  ASSERT_TRUE(WIFEXITED(status)) << "killed by a signal: " << out;
+  EXPECT_EQ(1, WEXITSTATUS(status)) << out;
+  EXPECT_NE(std::string::npos, out.find("Corruption")) << out;
+  EXPECT_NE(std::string::npos, out.find(path)) << out;
 }
 
 }  // namespace

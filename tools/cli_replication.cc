@@ -19,6 +19,7 @@
 
 #include "coffer/cluster.h"
 #include "coffer/replication.h"
+#include "replication/batch_inspect.h"
 #include "replication/rollback.h"
 #include "rocksdb/write_batch.h"
 #include "tools/cli_common.h"
@@ -838,9 +839,16 @@ void RegisterRollback(CLI::App* app, Runner* run) {
           f.path.substr(f.path.rfind('/') + 1) != exp->file) {
         continue;
       }
+      Status bad_entry;
       s = ReadRollbackFile(f.path, keys.get(),
                            [&](const replpb::RollbackEntry& e) {
+                             if (!bad_entry.ok()) return;
                              if (!e.batch().empty()) {
+                               // Only batches a primary writes are
+                               // iterated (others trip RocksDB asserts).
+                               BatchSummary summary;
+                               bad_entry = InspectBatch(e.batch(), &summary);
+                               if (!bad_entry.ok()) return;
                                rocksdb::WriteBatch batch(e.batch());
                                BatchPrinter printer(e.seq(),
                                                     e.commit_unix_micros());
@@ -856,6 +864,9 @@ void RegisterRollback(CLI::App* app, Runner* run) {
                                      .str()
                                      .c_str());
                            });
+      if (s.ok() && !bad_entry.ok()) {
+        s = Status::Corruption(f.path + ": " + bad_entry.message());
+      }
       if (!s.ok()) return Fail("rollback export", s);
     }
     return kExitOk;

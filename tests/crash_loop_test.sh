@@ -227,16 +227,11 @@ for root, _, files in os.walk(sys.argv[1]):
 PY
 }
 
-# converge: runs a writer to the end, waits until the replica has caught up
-# with it, and checks that the replica holds every acknowledged write.
-converge() {
-  local what=$1 since deadline left
-  # A rate the replica keeps up with on a busy machine.
-  wl_rate=200 start_writer "$tenants" --rotate-every 300 --rekey-every 3
-  since=$(now_micros)
-  sleep 1
-  deadline=$((SECONDS + 30))
-  local caught=0
+# caught_up_since MICROS SECONDS: succeeds once the primary's status, written
+# after MICROS, says every tenant is caught up; fails after SECONDS. The last
+# status read is left in $tmp/status.json.
+caught_up_since() {
+  local since=$1 deadline=$((SECONDS + $2)) left
   while ((SECONDS < deadline)); do
     left=$((deadline - SECONDS))
     ((left > 2)) && left=2
@@ -245,11 +240,23 @@ converge() {
       python3 -c 'import json, sys
 sys.exit(json.load(open(sys.argv[1]))["as_of_unix_micros"] < int(sys.argv[2]))' \
         "$tmp/status.json" "$since"; then
-      caught=1
-      break
+      return 0
     fi
     sleep 0.2
   done
+  return 1
+}
+
+# converge: runs a writer to the end, waits until the replica has caught up
+# with it, and checks that the replica holds every acknowledged write.
+converge() {
+  local what=$1 since
+  # A rate the replica keeps up with on a busy machine.
+  wl_rate=200 start_writer "$tenants" --rotate-every 300 --rekey-every 3
+  since=$(now_micros)
+  sleep 1
+  local caught=0
+  caught_up_since "$since" 30 && caught=1
   # Writes made after the status said caught up may not have shipped: stop
   # the writer, then let a session that writes nothing ship the rest.
   kill -TERM "$wl_pid" 2>/dev/null
@@ -271,18 +278,7 @@ sys.exit(json.load(open(sys.argv[1]))["as_of_unix_micros"] < int(sys.argv[2]))' 
   started "$wl_pid"
   since=$(now_micros)
   caught=0
-  deadline=$((SECONDS + 30))
-  while ((SECONDS < deadline)); do
-    if "$coffer" replication status --data "$primary" --json \
-      --wait-caught-up 2 >"$tmp/status.json" 2>/dev/null &&
-      python3 -c 'import json, sys
-sys.exit(json.load(open(sys.argv[1]))["as_of_unix_micros"] < int(sys.argv[2]))' \
-        "$tmp/status.json" "$since"; then
-      caught=1
-      break
-    fi
-    sleep 0.2
-  done
+  caught_up_since "$since" 30 && caught=1
   kill -TERM "$wl_pid" 2>/dev/null
   reap "$wl_pid" 20
   ((caught == 1)) || { fail "$what: the drain did not catch up"; return; }

@@ -39,6 +39,7 @@
 #include "rocksdb/db.h"
 #include "rocksdb/write_batch.h"
 #include "tests/fault_fs.h"
+#include "tests/family_id.h"
 #include "tests/testutil.h"
 
 namespace coffer {
@@ -207,25 +208,6 @@ std::string OnePutBatch(const std::string& key, const std::string& value) {
   EXPECT_TRUE(rs.ok()) << rs.ToString();
   return wb.Data();
 }
-
-// A column family handle naming family `id`, to build batches that write
-// where a primary never would.
-class FakeFamily : public rocksdb::ColumnFamilyHandle {
- public:
-  explicit FakeFamily(uint32_t id) : id_(id) {}
-  const std::string& GetName() const override { return name_; }
-  uint32_t GetID() const override { return id_; }
-  rocksdb::Status GetDescriptor(rocksdb::ColumnFamilyDescriptor*) override {
-    return rocksdb::Status::NotSupported();
-  }
-  const rocksdb::Comparator* GetComparator() const override {
-    return rocksdb::BytewiseComparator();
-  }
-
- private:
-  uint32_t id_;
-  std::string name_ = "fake";
-};
 
 // ---- numbered streams -------------------------------------------------------
 //
@@ -1587,7 +1569,7 @@ TEST_F(HostilePeerTest, BadBatchesCloseTheConnectionAndApplyNothing) {
        [](replpb::Batch* b) { b->set_count(2); }, "operations"},
       {"writes an unknown column family",
        [](replpb::Batch* b) {
-         FakeFamily other(7);
+         test::FamilyId other(7);
          rocksdb::WriteBatch wb;
          EXPECT_TRUE(wb.Put(&other, "k", "v").ok());
          b->set_data(wb.Data());
@@ -1694,7 +1676,7 @@ TEST_F(HostilePeerTest, BadBatchesCloseTheConnectionAndApplyNothing) {
     replpb::TenantPosition forged = *p;
     forged.set_applied_seq(1000000);
     forged.set_chain_hash(std::string(16, 'f'));
-    FakeFamily system(1);
+    test::FamilyId system(1);
     rocksdb::WriteBatch wb;
     ASSERT_TRUE(
         wb.Put(&system, "coffer.replica.position", forged.SerializeAsString())

@@ -26,6 +26,7 @@
 #include "replication/rollback.h"
 #include "rocksdb/db.h"
 #include "rocksdb/write_batch.h"
+#include "tests/family_id.h"
 #include "tests/fuzz/fuzz_common.h"
 #include "tests/fuzz/rollback_fuzz_util.h"
 
@@ -39,25 +40,6 @@ void Seed(const std::string& target, const std::string& name,
   MakeDirOrDie(out_dir + "/" + target);
   WriteFileOrDie(out_dir + "/" + target + "/" + name, bytes);
 }
-
-// A column family handle that only carries an id, to build batches for the
-// system column family without a database.
-class FamilyId final : public rocksdb::ColumnFamilyHandle {
- public:
-  explicit FamilyId(uint32_t id) : id_(id) {}
-  const std::string& GetName() const override { return name_; }
-  uint32_t GetID() const override { return id_; }
-  rocksdb::Status GetDescriptor(rocksdb::ColumnFamilyDescriptor*) override {
-    return rocksdb::Status::NotSupported();
-  }
-  const rocksdb::Comparator* GetComparator() const override {
-    return rocksdb::BytewiseComparator();
-  }
-
- private:
-  uint32_t id_;
-  std::string name_ = "system";
-};
 
 std::string UserBatch(uint64_t seq) {
   rocksdb::WriteBatch b;
@@ -73,7 +55,7 @@ std::string UserBatch(uint64_t seq) {
 }
 
 std::string SystemBatch() {
-  FamilyId system(1);
+  test::FamilyId system(1);
   rocksdb::WriteBatch b;
   (void)b.Put("k", "v");
   (void)b.Put(&system, kReplicaPositionKey, "position");

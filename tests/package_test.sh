@@ -72,9 +72,15 @@ fi
 # A fresh configure with only the install prefix on CMAKE_PREFIX_PATH; the
 # consumer's build-tree RPATH (CMake adds the directory of the imported
 # libcoffer.so) lets it run without LD_LIBRARY_PATH.
+# A sanitizer build's library needs the consumer built with the same
+# sanitizers (their runtime must come first in the process).
+sanitize=$(sed -n 's/^COFFER_SANITIZE:STRING=//p' "$build/CMakeCache.txt")
+san_flags=()
+[[ -z $sanitize ]] || san_flags=(-DCMAKE_CXX_FLAGS="-fsanitize=$sanitize")
 step "configure tests/package" \
   cmake -S "$src/tests/package" -B "$tmp/build" \
-    -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_BUILD_TYPE=RelWithDebInfo
+    -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    "${san_flags[@]}"
 step "build tests/package" cmake --build "$tmp/build"
 
 mkdir "$tmp/run"

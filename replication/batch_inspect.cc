@@ -80,9 +80,9 @@ Status CheckRecordTypes(std::string_view rep) {
         strings = 2;
         break;
       default:
-        return Status::Corruption("batch holds a record of type " +
+        return Status::Corruption("write batch does not parse: record of type " +
                                   std::to_string(type) +
-                                  " that a replica does not apply");
+                                  ", which a replica does not apply");
     }
     if (strings == 0) {
       return Status::Corruption("write batch does not parse: bad record");

@@ -1864,6 +1864,7 @@ TEST_F(HostilePeerTest, ProtocolViolationsApplyNothingAndServiceGoesOn) {
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
+    const size_t rejected_before = Rejections();
     RawTlsPeer peer;
     std::map<std::string, replpb::TenantPosition> positions;
     ASSERT_OK(open(&peer, &positions));
@@ -1880,6 +1881,8 @@ TEST_F(HostilePeerTest, ProtocolViolationsApplyNothingAndServiceGoesOn) {
     bool named = false;
     for (const char* r : c.reasons) named |= reason.find(r) != std::string::npos;
     EXPECT_TRUE(named) << "reason: " << reason << RecentLog();
+    EXPECT_TRUE(WaitFor([&] { return Rejections() > rejected_before; }))
+        << "protocol violation not audited";
   }
 
   // A hello from a lower epoch is refused at the handshake.

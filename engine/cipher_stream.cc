@@ -41,56 +41,76 @@ CtrCipherStream::CtrCipherStream(const SecretKey& key,
 
 CtrCipherStream::~CtrCipherStream() { OPENSSL_cleanse(iv_, sizeof(iv_)); }
 
-CtrCipherStream::Ctx CtrCipherStream::Acquire() {
+CtrCipherStream::Pooled CtrCipherStream::Acquire(uint64_t file_offset) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!pool_.empty()) {
-      Ctx ctx = std::move(pool_.back());
+      size_t pick = pool_.size() - 1;
+      for (size_t i = 0; i < pool_.size(); ++i) {
+        if (pool_[i].offset == file_offset) {
+          pick = i;
+          break;
+        }
+      }
+      Pooled p = std::move(pool_[pick]);
+      pool_[pick] = std::move(pool_.back());
       pool_.pop_back();
-      return ctx;
+      return p;
     }
   }
-  Ctx ctx(EVP_CIPHER_CTX_new());
-  if (ctx && Aes256Ctr() != nullptr &&
-      EVP_EncryptInit_ex2(ctx.get(), Aes256Ctr(), key_.data(), iv_, nullptr) ==
-          1) {
-    return ctx;
+  Pooled p;
+  p.ctx.reset(EVP_CIPHER_CTX_new());
+  if (p.ctx && Aes256Ctr() != nullptr &&
+      EVP_EncryptInit_ex2(p.ctx.get(), Aes256Ctr(), key_.data(), iv_,
+                          nullptr) == 1) {
+    p.offset = 0;  // the counter block of offset 0
+    return p;
   }
-  return nullptr;
+  p.ctx.reset();
+  return p;
 }
 
-void CtrCipherStream::Release(Ctx ctx) {
+void CtrCipherStream::Release(Pooled pooled) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (pool_.size() < kMaxPooledContexts) pool_.push_back(std::move(ctx));
+  if (pool_.size() < kMaxPooledContexts) pool_.push_back(std::move(pooled));
 }
 
 rocksdb::Status CtrCipherStream::Apply(uint64_t file_offset, char* data,
                                        size_t size) {
   if (size == 0) return rocksdb::Status::OK();
-  Ctx ctx = Acquire();
-  if (!ctx)
+  Pooled pooled = Acquire(file_offset);
+  EVP_CIPHER_CTX* ctx = pooled.ctx.get();
+  if (ctx == nullptr) {
     return rocksdb::Status::IOError("coffer: cannot set up AES-256-CTR");
-  uint8_t counter[kCtrIvBytes];
-  CtrCounterAt(iv_, file_offset / 16, counter);
-  // Only the counter changes; the key schedule stays in the context.
-  bool ok =
-      EVP_EncryptInit_ex2(ctx.get(), nullptr, nullptr, counter, nullptr) == 1;
+  }
+  bool ok = true;
   int len = 0;
-  const size_t skip = file_offset % 16;
+  size_t skip = 0;
+  if (pooled.offset != file_offset) {
+    // Only the counter changes; the key schedule stays in the context.
+    uint8_t counter[kCtrIvBytes];
+    CtrCounterAt(iv_, file_offset / 16, counter);
+    ok = EVP_EncryptInit_ex2(ctx, nullptr, nullptr, counter, nullptr) == 1;
+    skip = file_offset % 16;
+  }
+  // (A context standing at file_offset carries its counter and the rest of
+  // its partial block.)
   if (ok && skip != 0) {
     unsigned char discard[16] = {0};
-    ok = EVP_EncryptUpdate(ctx.get(), discard, &len, discard,
+    ok = EVP_EncryptUpdate(ctx, discard, &len, discard,
                            static_cast<int>(skip)) == 1;
   }
   auto* p = reinterpret_cast<unsigned char*>(data);
+  const uint64_t end = file_offset + size;
   while (ok && size > 0) {
     const int chunk = static_cast<int>(size > (1u << 30) ? (1u << 30) : size);
-    ok = EVP_EncryptUpdate(ctx.get(), p, &len, p, chunk) == 1;
+    ok = EVP_EncryptUpdate(ctx, p, &len, p, chunk) == 1;
     p += chunk;
     size -= static_cast<size_t>(chunk);
   }
   if (!ok) return rocksdb::Status::IOError("coffer: AES-256-CTR failed");
-  Release(std::move(ctx));
+  pooled.offset = end;
+  Release(std::move(pooled));
   return rocksdb::Status::OK();
 }
 

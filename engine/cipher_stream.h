@@ -6,7 +6,10 @@
 // block; this one overrides Encrypt/Decrypt to make a single EVP call per
 // buffer, which lets AES-NI pipeline. Each stream keeps a small pool of
 // EVP contexts with the file key already scheduled, so a call only resets the
-// counter block.
+// counter block; a context also remembers the file offset its keystream
+// stopped at, and a call that continues from there (a log or table file
+// being appended to or read in order) skips the reset and the partial-block
+// skip, which cost more than the AES itself on a small append.
 //
 // Thread-safety: Encrypt/Decrypt may be called concurrently (RocksDB reads one
 // table file from many threads); each call takes its own context from the
@@ -57,15 +60,22 @@ class CtrCipherStream final : public rocksdb::BlockAccessCipherStream {
   };
   using Ctx = std::unique_ptr<EVP_CIPHER_CTX, CtxFree>;
 
+  // A context and the file offset its keystream stands at.
+  struct Pooled {
+    Ctx ctx;
+    uint64_t offset = 0;
+  };
+
   // XORs the keystream at `file_offset` into data[0, size).
   rocksdb::Status Apply(uint64_t file_offset, char* data, size_t size);
-  Ctx Acquire();
-  void Release(Ctx ctx);
+  // A context, preferably one standing at `file_offset`.
+  Pooled Acquire(uint64_t file_offset);
+  void Release(Pooled pooled);
 
   const SecretKey key_;
   uint8_t iv_[kCtrIvBytes];
   std::mutex mu_;
-  std::vector<Ctx> pool_;  // guarded by mu_
+  std::vector<Pooled> pool_;  // guarded by mu_
 };
 
 // Counter block for `block_index`: iv + block_index, big-endian, mod 2^128.

@@ -25,6 +25,7 @@
 #include "engine/dir_lock.h"
 #include "engine/tenant_db.h"
 #include "engine/tenant_registry.h"
+#include "rocksdb/write_batch.h"
 
 namespace coffer {
 
@@ -93,7 +94,10 @@ class ClusterImpl final : public Cluster {
   // its RPO bound (after waiting up to rpo_wait_ms for the replica).
   Status CheckRpo(TenantSlot& slot);
   // After a client write committed at `commit_micros` (tenant handles).
-  void OnWrite(TenantSlot& slot, uint64_t seq, uint64_t commit_micros);
+  // A client batch committed; `committed` is the batch as RocksDB wrote it.
+  // Ends the write's TenantSlot::commits.pushing count.
+  void OnWrite(TenantSlot& slot, uint64_t seq, uint64_t commit_micros,
+               const rocksdb::WriteBatch& committed);
 
   // --- For replication (replication/); see engine/replication_host.cc ---
 

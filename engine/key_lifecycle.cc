@@ -13,6 +13,7 @@
 #include "engine/clock.h"
 #include "engine/cluster_impl.h"
 #include "engine/record_file.h"
+#include "replication/shipper.h"
 #include "rocksdb/convenience.h"
 #include "rocksdb/file_system.h"
 
@@ -284,8 +285,20 @@ Status ClusterImpl::Rekey(const std::shared_ptr<TenantSlot>& slot) {
     Status s = Pin(slot, &db);
     if (!s.ok()) return s;
     // The marker makes the flush switch logs even with nothing else pending,
-    // so no write-ahead log under an old key survives.
-    s = db->FlushAll("rekey", std::to_string(db->keyring()->current()));
+    // so no write-ahead log under an old key survives. It ships from memory
+    // like a client write: the log that holds it goes with the old key.
+    slot->commits.pushing.fetch_add(1);
+    bool queued = false;
+    s = db->FlushAll("rekey", std::to_string(db->keyring()->current()),
+                     [&](const rocksdb::WriteBatch& marker) {
+                       if (shipper_ != nullptr) {
+                         shipper_->Queue(*slot, marker, 0);
+                       }
+                       queued = true;
+                       slot->commits.pushing.fetch_sub(1);
+                       if (shipper_ != nullptr) shipper_->NotifyWrite(*slot);
+                     });
+    if (!queued) slot->commits.pushing.fetch_sub(1);
     rocksdb::CompactRangeOptions co;
     co.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
     for (rocksdb::ColumnFamilyHandle* cf :

@@ -116,7 +116,10 @@ Status ClusterImpl::CheckRpo(TenantSlot& slot) {
 }
 
 void ClusterImpl::OnWrite(TenantSlot& slot, uint64_t seq,
-                          uint64_t commit_micros) {
+                          uint64_t commit_micros,
+                          const rocksdb::WriteBatch& committed) {
+  if (shipper_ != nullptr) shipper_->Queue(slot, committed, commit_micros);
+  slot.commits.pushing.fetch_sub(1);
   uint64_t prev = slot.latest_seq.load(std::memory_order_relaxed);
   while (prev < seq && !slot.latest_seq.compare_exchange_weak(prev, seq)) {
   }

@@ -471,10 +471,14 @@ TenantDb::~TenantDb() {
   }
 }
 
-Status TenantDb::FlushAll(const std::string& marker_key,
-                          const std::string& marker_value) {
+Status TenantDb::FlushAll(
+    const std::string& marker_key, const std::string& marker_value,
+    const std::function<void(const rocksdb::WriteBatch&)>& written) {
   rocksdb::WriteOptions wo;
-  rocksdb::Status rs = db_->Put(wo, system_.get(), marker_key, marker_value);
+  rocksdb::WriteBatch marker;
+  rocksdb::Status rs = marker.Put(system_.get(), marker_key, marker_value);
+  if (rs.ok()) rs = db_->Write(wo, &marker);
+  if (rs.ok() && written) written(marker);
   rocksdb::FlushOptions fo;
   fo.wait = true;
   if (rs.ok()) {

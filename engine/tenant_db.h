@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -20,6 +21,7 @@
 #include "coffer/status.h"
 #include "engine/encryption_provider.h"
 #include "rocksdb/cache.h"
+#include "rocksdb/write_batch.h"
 #include "rocksdb/db.h"
 #include "rocksdb/env.h"
 #include "rocksdb/file_system.h"
@@ -67,9 +69,12 @@ class TenantDb {
 
   // Writes `marker_key` into the system column family and flushes every
   // family: the memtables switch, so the current write-ahead log becomes
-  // obsolete even when no user data was pending.
-  Status FlushAll(const std::string& marker_key,
-                  const std::string& marker_value);
+  // obsolete even when no user data was pending. `written`, if set, gets
+  // the marker's batch as committed (its header holds its sequence) before
+  // the flush.
+  Status FlushAll(
+      const std::string& marker_key, const std::string& marker_value,
+      const std::function<void(const rocksdb::WriteBatch&)>& written = {});
 
   // True once RocksDB stopped taking writes after a background error (a
   // failed log write or sync, flush or compaction: a full disk, an I/O

@@ -222,11 +222,17 @@ class TenantHandle final : public Tenant {
     if (!rs.ok()) return FromRocks(rs, "tenant '" + id() + "'");
     rocksdb::WriteOptions wo;
     wo.sync = options.sync;
+    // Until OnWrite has queued it for the shipper (which waits for such
+    // writes before it reads a missing sequence from the log).
+    slot_->commits.pushing.fetch_add(1);
     s = FromRocks(db->db()->Write(wo, &wb), "tenant '" + id() + "'");
-    if (s.ok()) {
-      db->AddUnflushed(batch.Bytes());
-      cluster_->OnWrite(*slot_, db->db()->GetLatestSequenceNumber(), commit);
+    if (!s.ok()) {
+      slot_->commits.pushing.fetch_sub(1);
+      return s;
     }
+    db->AddUnflushed(batch.Bytes());
+    // RocksDB set the batch's header to its first sequence.
+    cluster_->OnWrite(*slot_, db->db()->GetLatestSequenceNumber(), commit, wb);
     return s;
   }
 

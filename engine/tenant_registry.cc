@@ -153,6 +153,11 @@ Status TenantRegistry::TakeIdle(const std::shared_ptr<TenantSlot>& slot,
     slot->db = nullptr;
   }
   Forget(slot);
+  slot->idle_wanted++;
+  struct Done {
+    TenantSlot& slot;
+    ~Done() { slot.idle_wanted--; }
+  } done{*slot};
   const auto deadline = std::chrono::steady_clock::now() + wait;
   while (db != nullptr && db.use_count() > 1) {
     if (std::chrono::steady_clock::now() >= deadline) {

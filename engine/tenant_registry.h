@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "coffer/status.h"
+#include "engine/commit_queue.h"
 #include "engine/proto/catalog.pb.h"
 #include "engine/tenant_db.h"
 
@@ -64,6 +65,12 @@ struct TenantSlot {
   // fork point is recorded before its first write (fork_mu serializes).
   std::atomic<bool> fork_pending{false};
   std::mutex fork_mu;
+  // Administrative operations waiting for every reference to the database
+  // to be released (TakeIdle): long-lived holders such as the shipper's
+  // log reader let go when this is non-zero.
+  std::atomic<int> idle_wanted{0};
+  // Replication (primary): batches just committed, for the shipper.
+  CommitQueue commits;
 };
 
 class TenantRegistry {

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstring>
 
+#include "engine/thread_name.h"
 #include "replication/frame.h"
 
 namespace coffer {
@@ -147,6 +148,7 @@ AdminListener::~AdminListener() {
 }
 
 void AdminListener::Run() {
+  NameThisThread("coffer-admin");
   while (!stop_.load()) {
     if (!WaitFd(fd_, POLLIN, kPollMs)) continue;
     int conn = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);

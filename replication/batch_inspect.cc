@@ -12,10 +12,6 @@ namespace coffer {
 
 namespace {
 
-constexpr size_t kBatchHeaderBytes = 12;  // sequence (8) + count (4)
-
-
-
 // Record types of RocksDB's write batch format (db/dbformat.h; persistent).
 enum RecordType : uint8_t {
   kDeletion = 0x0,
@@ -53,7 +49,7 @@ bool SkipString(std::string_view* in) {
 // the process where its assertions are compiled in (as in Debian's
 // librocksdb). Only the record types a Coffer primary writes pass.
 Status CheckRecordTypes(std::string_view rep) {
-  rep.remove_prefix(kBatchHeaderBytes);
+  rep.remove_prefix(kWriteBatchHeaderBytes);
   while (!rep.empty()) {
     const uint8_t type = static_cast<uint8_t>(rep.front());
     rep.remove_prefix(1);
@@ -194,13 +190,35 @@ Status ReadReplicaPosition(const TenantDb& db, const std::string& tenant,
   return Status::OK();
 }
 
+Status AppendBatch(std::string* rep, std::string_view next) {
+  if (rep->size() < kWriteBatchHeaderBytes ||
+      next.size() < kWriteBatchHeaderBytes) {
+    return Status::InvalidArgument("write batch shorter than its header");
+  }
+  auto count_of = [](std::string_view b) {
+    uint32_t c = 0;
+    for (int i = 3; i >= 0; --i) c = (c << 8) | static_cast<uint8_t>(b[8 + i]);
+    return c;
+  };
+  const uint64_t count = uint64_t{count_of(*rep)} + count_of(next);
+  if (count > UINT32_MAX) {
+    return Status::InvalidArgument("write batches hold more than 2^32 - 1 "
+                                   "operations together");
+  }
+  rep->append(next.substr(kWriteBatchHeaderBytes));
+  for (int i = 0; i < 4; ++i) {
+    (*rep)[8 + i] = static_cast<char>((count >> (8 * i)) & 0xff);
+  }
+  return Status::OK();
+}
+
 bool IsReplicationRecord(std::string_view key) {
   return key == kReplicaPositionKey || key == kForkPointKey;
 }
 
 Status InspectBatch(const std::string& data, BatchSummary* summary) {
   *summary = BatchSummary();
-  if (data.size() < kBatchHeaderBytes) {
+  if (data.size() < kWriteBatchHeaderBytes) {
     return Status::Corruption("write batch of " + std::to_string(data.size()) +
                               " bytes is shorter than its header");
   }

@@ -18,6 +18,17 @@ namespace coffer {
 
 class TenantDb;
 
+// RocksDB's write batch header: the sequence (8 bytes), then the count (4).
+inline constexpr size_t kWriteBatchHeaderBytes = 12;
+
+// Appends the records of write batch `next` to the representation `*rep` and
+// adds its count to `*rep`'s header: two batches whose sequence numbers
+// follow each other become one that consumes the same ones, in the same
+// order (the replica applies them as RocksDB would have). InvalidArgument
+// when either is shorter than a header or the count would pass 2^32 - 1;
+// nothing changes then.
+Status AppendBatch(std::string* rep, std::string_view next);
+
 struct BatchSummary {
   uint32_t count = 0;          // operations (sequence numbers consumed)
   uint64_t commit_micros = 0;  // 0 when the batch carries no commit stamp

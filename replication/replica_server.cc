@@ -35,6 +35,7 @@
 #include "engine/clock.h"
 #include "engine/cluster_impl.h"
 #include "engine/record_file.h"
+#include "engine/thread_name.h"
 #include "replication/admin_channel.h"
 #include "replication/batch_inspect.h"
 #include "replication/chain.h"
@@ -55,7 +56,6 @@ constexpr int kHelloTimeoutMs = 10000;
 constexpr size_t kAckEvery = 256;  // batches applied before acks go out
 constexpr auto kAckDelay = std::chrono::milliseconds(20);
 constexpr auto kInstallWait = std::chrono::seconds(10);
-constexpr size_t kWriteBatchHeaderBytes = 12;  // sequence (8) + count (4)
 constexpr size_t kGroupBatches = 256;            // batches applied at once
 constexpr size_t kGroupBytes = size_t{4} << 20;
 
@@ -361,6 +361,8 @@ std::string ReplicaServerImpl::CheckHello(const replpb::Hello& h,
 }
 
 void ReplicaServerImpl::AcceptLoop() {
+  NameThisThread("coffer-accept");
+  KeepSigpipeBlocked();
   while (!stop_.load()) {
     std::unique_ptr<TlsChannel> channel;
     Status s = listener_->Accept(*tls_, kPollMs, &channel);
@@ -504,6 +506,8 @@ void ReplicaServerImpl::HandleAdmin(const replpb::AdminRequest& request,
 
 void ReplicaServerImpl::Serve(std::unique_ptr<TlsChannel> channel,
                               std::string primary) {
+  NameThisThread("coffer-replica");
+  KeepSigpipeBlocked();
   {
     std::lock_guard<std::mutex> lock(mu_);
     connected_ = true;
@@ -809,6 +813,12 @@ Status ReplicaServerImpl::ApplyBatches(
     if (b.count() - 1 > UINT64_MAX - b.first_seq()) {
       return Status::InvalidArgument(context + " has a sequence range past 2^64");
     }
+    if (b.merged() > b.count()) {
+      return Status::InvalidArgument(
+          context + " claims " + std::to_string(b.merged()) +
+          " merged batches but consumes " + std::to_string(b.count()) +
+          " sequence numbers");
+    }
     const uint64_t end = b.first_seq() + b.count() - 1;
     if (end <= next.applied_seq) continue;  // a resend: acknowledged again
     if (b.first_seq() != next.applied_seq + 1) {
@@ -864,15 +874,12 @@ Status ReplicaServerImpl::ApplyBatches(
     }
   } else {
     // Concatenated representations: one header (its count the sum), then
-    // every batch's records in order (RocksDB's write batch format).
+    // every batch's records in order.
     std::string rep = apply.front()->data();
-    uint32_t count = apply.front()->count();
     for (size_t i = 1; i < apply.size(); ++i) {
-      rep.append(apply[i]->data(), kWriteBatchHeaderBytes,
-                 std::string::npos);
-      count += apply[i]->count();
+      s = AppendBatch(&rep, apply[i]->data());
+      if (!s.ok()) return Status::InvalidArgument(context + ": " + s.message());
     }
-    for (int i = 0; i < 4; ++i) rep[8 + i] = char((count >> (8 * i)) & 0xff);
     wb = rocksdb::WriteBatch(std::move(rep));
   }
   rocksdb::Status rs = wb.Put(db->system(), kReplicaPositionKey,
@@ -883,7 +890,9 @@ Status ReplicaServerImpl::ApplyBatches(
   std::lock_guard<std::mutex> lock(mu_);
   positions_[id] = next;
   pending_.insert(id);
-  batches_ += apply.size();
+  for (const replpb::Batch* b : apply) {
+    batches_ += std::max<uint32_t>(1, b->merged());
+  }
   bytes_ += bytes;
   return Status::OK();
 }
@@ -894,6 +903,8 @@ Status ReplicaServerImpl::FlushAcks(TlsChannel* channel) {
     std::lock_guard<std::mutex> lock(mu_);
     ids.swap(pending_);
   }
+  // Every tenant's acknowledgement goes out in one write.
+  std::string frames;
   for (const std::string& id : ids) {
     std::shared_ptr<TenantSlot> slot = cluster_->FindSlot(id);
     if (slot == nullptr) continue;
@@ -908,10 +919,11 @@ Status ReplicaServerImpl::FlushAcks(TlsChannel* channel) {
       std::lock_guard<std::mutex> lock(mu_);
       *ack.mutable_ack()->mutable_position() = ToProto(id, positions_[id]);
     }
-    s = channel->Send(ack);
+    s = EncodeFrame(ack.SerializeAsString(), &frames);
     if (!s.ok()) return s;
   }
-  return Status::OK();
+  if (frames.empty()) return Status::OK();
+  return channel->SendFrames(frames);
 }
 
 Status ReplicaServerImpl::ApplyEvent(const replpb::TenantEvent& e,

@@ -9,6 +9,7 @@
 
 #include "engine/clock.h"
 #include "engine/cluster_impl.h"
+#include "engine/thread_name.h"
 #include "replication/admin_channel.h"
 #include "replication/batch_inspect.h"
 #include "rocksdb/db.h"
@@ -30,13 +31,24 @@ constexpr int kMaxReconnectDelayMs = 5000;
 constexpr auto kHeartbeatInterval = std::chrono::seconds(1);
 constexpr size_t kSeedChunkBytes = size_t{1} << 20;
 constexpr char kCheckpointDir[] = "checkpoint";
-constexpr auto kHotHold = std::chrono::milliseconds(1000);
+constexpr auto kHotHold = std::chrono::milliseconds(10000);
 constexpr auto kHotIdle = std::chrono::milliseconds(200);
+// How long a round that caught up waits before the next (see Session).
+constexpr auto kLinger = std::chrono::microseconds(1000);
+// How long a sequence missing from the CommitQueue is waited for while
+// writers are still pushing, before it is read from the log. A writer
+// descheduled between its commit and its push (a few ms on a busy machine)
+// must not send the stream to the log: reading the log's tail again starts
+// from the beginning of its current file.
+constexpr auto kGapWait = std::chrono::milliseconds(50);
 
 }  // namespace
 
 Shipper::Shipper(ClusterImpl* cluster, ReplicationOptions options)
-    : cluster_(cluster), options_(std::move(options)) {}
+    : cluster_(cluster),
+      options_(std::move(options)),
+      queue_budget_(std::make_shared<CommitQueueBudget>(
+          static_cast<int64_t>(options_.commit_queue_bytes))) {}
 
 Shipper::~Shipper() { Stop(); }
 
@@ -110,6 +122,13 @@ void Shipper::Stop() {
   if (resume_switchover_.joinable()) resume_switchover_.join();
   if (thread_.joinable()) thread_.join();
   status_writer_.reset();  // writes a last "stopped" status
+  for (const auto& slot : cluster_->LiveSlots()) slot->commits.Clear();
+}
+
+void Shipper::Queue(TenantSlot& slot, const rocksdb::WriteBatch& committed,
+                    uint64_t commit_micros) {
+  if (options_.commit_queue_bytes == 0) return;
+  slot.commits.Push(queue_budget_, committed.Data(), commit_micros);
 }
 
 void Shipper::NotifyWrite(TenantSlot& slot) {
@@ -168,6 +187,8 @@ void Shipper::Survey() {
 }
 
 void Shipper::Run() {
+  NameThisThread("coffer-ship");
+  KeepSigpipeBlocked();
   int delay = std::max<uint32_t>(options_.reconnect_delay_ms, 10);
   bool surveyed = false;
   while (!stopping()) {
@@ -351,6 +372,13 @@ Status Shipper::Session() {
 
   auto last_send = std::chrono::steady_clock::now();
   while (!stopping() && !cluster_->is_replica()) {
+    const auto round_start = std::chrono::steady_clock::now();
+    uint64_t batches_before = 0;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      batches_before = batches_;
+    }
+    bool behind = false;  // a tenant has more to ship right away
     s = SendEvents(channel.get());
     if (s.ok()) s = SendForks(channel.get());
     if (s.ok()) s = SendPromote(channel.get());
@@ -378,6 +406,7 @@ Status Shipper::Session() {
       if (!s.ok()) return s;
       last_send = std::chrono::steady_clock::now();
       if (more) {
+        behind = true;
         std::lock_guard<std::mutex> lock(mu_);
         dirty_.insert(id);
       }
@@ -412,9 +441,11 @@ Status Shipper::Session() {
       last_send = std::chrono::steady_clock::now();
     }
     bool window_full = false;
+    bool shipped = false;
     {
       std::lock_guard<std::mutex> lock(mu_);
       window_full = unacked_bytes_ >= options_.max_unacked_bytes;
+      shipped = batches_ != batches_before;
     }
     // Idle with acknowledgements due, or a full window: wait for acks
     // instead of spinning.
@@ -428,6 +459,20 @@ Status Shipper::Session() {
       s = HandleMessage(message);
       if (!s.ok()) return s;
       wait_ms = 0;
+    }
+    // Coalescing: a round that shipped everything there was waits until
+    // kLinger after its start (reading acknowledgements meanwhile), so the
+    // next one carries what the writers add in that time in fewer, larger
+    // messages and writes. A round that left a tenant behind does not wait.
+    if (shipped && !behind) {
+      const auto until = round_start + kLinger;
+      while (!stopping() && std::chrono::steady_clock::now() < until) {
+        replpb::Envelope message;
+        bool got = false;
+        s = channel->TryReceive(&message, 1, &got);
+        if (s.ok() && got) s = HandleMessage(message);
+        if (!s.ok()) return s;
+      }
     }
   }
   return Status::OK();
@@ -570,8 +615,9 @@ Status Shipper::ShipTenant(TlsChannel* channel, const std::string& id,
   }
   const auto now = std::chrono::steady_clock::now();
   Hot& hot = hot_[id];
-  if (hot.db != nullptr && now - hot.born > kHotHold) {
-    hot = Hot();  // let administrative operations through now and then
+  if (hot.db != nullptr &&
+      (now - hot.born > kHotHold || slot->idle_wanted.load() > 0)) {
+    hot = Hot();  // let an administrative operation through
   }
   if (hot.db == nullptr) {
     Status s = cluster_->Pin(slot, &hot.db);
@@ -602,7 +648,35 @@ Status Shipper::ShipTenant(TlsChannel* channel, const std::string& id,
     return Status::OK();
   }
   std::vector<WalBatch> batches;
-  s = hot.tailer->Read(next, options_.max_message_bytes, &batches);
+  bool from_log = false;
+  std::vector<CommitQueue::Entry> queued;
+  if (slot->commits.Take(next, options_.max_message_bytes, &queued) > 0) {
+    hot.gap_next = 0;
+    for (CommitQueue::Entry& e : queued) {
+      batches.push_back(
+          {e.first_seq, e.count, std::move(e.data), e.commit_micros});
+    }
+  } else {
+    // `next` is not in memory. Below complete_from() it never will be
+    // (written before the first push, e.g. by an earlier process, or
+    // dropped over the budget): the log has it. Above, a writer that
+    // committed it may not have queued it yet: its NotifyWrite brings this
+    // tenant back, so wait for it, for at most kGapWait (Coffer's own
+    // records never come, and a steady stream of writers must not hold the
+    // stream back).
+    if (hot.gap_next != next) {
+      hot.gap_next = next;
+      hot.gap_since = now;
+    }
+    if (next >= slot->commits.complete_from() &&
+        slot->commits.pushing.load() > 0 && now - hot.gap_since < kGapWait) {
+      std::lock_guard<std::mutex> lock(mu_);
+      UpdateUnackedSince(id, streams_[id]);
+      return Status::OK();
+    }
+    from_log = true;
+    s = hot.tailer->Read(next, options_.max_message_bytes, &batches);
+  }
   if (IsWalGap(s)) {
     Stream* st = nullptr;
     {
@@ -618,38 +692,73 @@ Status Shipper::ShipTenant(TlsChannel* channel, const std::string& id,
     return Status::OK();
   }
   const uint64_t epoch = cluster_->epoch();
-  // All of this round's batches go out in one write.
+  uint64_t last_commit = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    last_commit = streams_[id].last_commit;
+  }
+  // A batch's commit stamp; Coffer's own records carry none and take the
+  // time of the batch before them.
+  auto stamp_of = [](const WalBatch& b) -> uint64_t {
+    if (b.commit_micros != 0) return b.commit_micros;  // from the queue
+    BatchSummary summary;
+    return InspectBatch(b.data, &summary).ok() ? summary.commit_micros : 0;
+  };
+  auto commit_of = [&last_commit, &stamp_of](const WalBatch& b) {
+    if (uint64_t stamp = stamp_of(b); stamp != 0) last_commit = stamp;
+    return last_commit;
+  };
+  // Consecutive batches go out merged into one message of at most
+  // max_message_bytes (a larger batch alone): one header, the records of
+  // each in order, the count their sum, so the replica applies exactly the
+  // same operations at the same sequence numbers with one check, one chain
+  // link and one frame per message. All of this round's messages go out in
+  // one write.
   std::string frames;
   std::vector<Inflight> sent;
-  std::string first_chain = chain;
-  for (WalBatch& b : batches) {
-    BatchSummary summary;
-    uint64_t commit = 0;
-    if (InspectBatch(b.data, &summary).ok()) commit = summary.commit_micros;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      Stream& st = streams_[id];
-      // Coffer's own records carry no stamp: they take the previous time.
-      if (commit == 0) commit = st.last_commit;
-      st.last_commit = commit;
+  for (size_t i = 0; i < batches.size();) {
+    const uint64_t first_seq = batches[i].first_seq;
+    const size_t first = i;
+    const uint64_t first_commit = commit_of(batches[i]);
+    std::string data = std::move(batches[i].data);
+    uint64_t count = batches[i].count;
+    size_t j = i + 1;
+    for (; j < batches.size() &&
+           data.size() + batches[j].data.size() <= options_.max_message_bytes;
+         ++j) {
+      if (!AppendBatch(&data, batches[j].data).ok()) break;
+      count += batches[j].count;
     }
+    // Stamps of the batches in between do not matter: the last one's is
+    // the message's commit time.
+    uint64_t commit = first_commit;
+    for (size_t k = j - 1; k > i; --k) {
+      if (uint64_t stamp = stamp_of(batches[k]); stamp != 0) {
+        commit = stamp;
+        break;
+      }
+    }
+    last_commit = commit;
+    i = j;
     replpb::Envelope message;
     replpb::Batch* m = message.mutable_batch();
     m->set_tenant(id);
     m->set_epoch(epoch);
-    m->set_first_seq(b.first_seq);
-    m->set_count(b.count);
+    m->set_first_seq(first_seq);
+    m->set_count(static_cast<uint32_t>(count));  // AppendBatch bounds it
     m->set_commit_unix_micros(commit);
     m->set_prev_chain_hash(chain);
     m->set_primary_latest_seq(latest);
     m->set_primary_latest_commit_unix_micros(
         std::max(slot->latest_commit.load(), commit));
-    chain = ChainHash(chain, b.first_seq, b.count, b.data);
-    const uint64_t size = b.data.size();
-    m->set_data(std::move(b.data));
+    m->set_merged(static_cast<uint32_t>(j - first));
+    chain = ChainHash(chain, first_seq, count, data);
+    const uint64_t size = data.size();
+    m->set_data(std::move(data));
     s = EncodeFrame(message.SerializeAsString(), &frames);
     if (!s.ok()) return s;
-    sent.push_back({b.first_seq + b.count - 1, commit, size});
+    sent.push_back({first_seq + count - 1, j - first, first_commit, commit,
+                    size});
   }
   if (!frames.empty()) {
     s = channel->SendFrames(frames);
@@ -657,12 +766,14 @@ Status Shipper::ShipTenant(TlsChannel* channel, const std::string& id,
   }
   std::lock_guard<std::mutex> lock(mu_);
   Stream& st = streams_[id];
+  st.last_commit = last_commit;
   for (const Inflight& f : sent) {
     st.sent_seq = f.end_seq;
     st.inflight.push_back(f);
     st.primary_commit = std::max(st.primary_commit, f.commit_micros);
     unacked_bytes_ += f.bytes;
-    batches_++;
+    batches_ += f.batches;
+    if (from_log) batches_from_log_ += f.batches;
     bytes_ += f.bytes;
   }
   st.sent_chain = chain;
@@ -675,7 +786,10 @@ Status Shipper::ShipTenant(TlsChannel* channel, const std::string& id,
 void Shipper::ReleaseHot(bool all) {
   const auto now = std::chrono::steady_clock::now();
   for (auto it = hot_.begin(); it != hot_.end();) {
-    if (all || it->second.db == nullptr || now - it->second.last_data > kHotIdle ||
+    std::shared_ptr<TenantSlot> slot;
+    if (!all && it->second.db != nullptr) slot = cluster_->FindSlot(it->first);
+    if (slot == nullptr || slot->idle_wanted.load() > 0 ||
+        now - it->second.last_data > kHotIdle ||
         now - it->second.born > kHotHold) {
       it = hot_.erase(it);
     } else {
@@ -966,7 +1080,7 @@ void Shipper::UpdateUnackedSince(const std::string& id, const Stream& st) {
   std::shared_ptr<TenantSlot> slot = cluster_->FindSlot(id);
   if (slot == nullptr) return;
   if (!st.inflight.empty()) {
-    slot->unacked_since = st.inflight.front().commit_micros;
+    slot->unacked_since = st.inflight.front().oldest_commit_micros;
   } else if (st.acked_seq >=
              std::max(st.primary_seq, slot->latest_seq.load())) {
     slot->unacked_since = 0;
@@ -992,6 +1106,7 @@ void Shipper::FillStatus(ReplicationStatus* status) {
   status->peer_cluster_id = peer_cluster_id_;
   status->last_error = last_error_;
   status->batches = batches_;
+  status->batches_from_log = batches_from_log_;
   status->bytes = bytes_;
   status->reseeds = reseeds_;
   status->connects = connects_;
@@ -1011,7 +1126,8 @@ void Shipper::FillStatus(ReplicationStatus* status) {
         std::max(st.primary_commit, slot->latest_commit.load());
     t.applied_commit_unix_micros = st.acked_commit;
     if (t.lag_seqs > 0) {
-      uint64_t since = !st.inflight.empty() ? st.inflight.front().commit_micros
+      uint64_t since = !st.inflight.empty()
+                           ? st.inflight.front().oldest_commit_micros
                                             : slot->unacked_since.load();
       if (since == 0) since = t.primary_commit_unix_micros;
       t.lag_seconds = since != 0 && now > since ? (now - since) / 1e6 : 0;

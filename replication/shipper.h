@@ -36,7 +36,9 @@
 
 #include "coffer/replication.h"
 #include "coffer/status.h"
+#include "engine/commit_queue.h"
 #include "replication/proto/replication.pb.h"
+#include "rocksdb/write_batch.h"
 
 namespace coffer {
 
@@ -63,6 +65,10 @@ class Shipper {
 
   // A client write committed to `slot` (cheap; from the write path).
   void NotifyWrite(TenantSlot& slot);
+  // Keeps the committed batch in the slot's CommitQueue, so that it ships
+  // without being read back from the log (dropped over the budget).
+  void Queue(TenantSlot& slot, const rocksdb::WriteBatch& committed,
+             uint64_t commit_micros);
   // Tenant `id` was created, dropped or had its record changed.
   void NotifyTenantChanged(const std::string& id);
 
@@ -72,9 +78,12 @@ class Shipper {
   Status Switchover(SwitchoverReport* report);
 
  private:
+  // One message on the wire, not yet acknowledged.
   struct Inflight {
     uint64_t end_seq = 0;
-    uint64_t commit_micros = 0;
+    uint64_t batches = 0;  // committed batches merged into it
+    uint64_t oldest_commit_micros = 0;  // of its first batch
+    uint64_t commit_micros = 0;         // of its last batch
     uint64_t bytes = 0;
   };
   // One tenant's stream, as this session knows it. Guarded by mu_.
@@ -98,14 +107,20 @@ class Shipper {
   };
 
   // A tenant being streamed keeps its database pinned and its log iterator
-  // positioned between rounds (session thread only), for at most
-  // kHotHold: administrative operations that need the tenant idle wait for
-  // no longer than that.
+  // positioned between rounds (session thread only; a new iterator reads
+  // the log file from its start). It lets go after kHotIdle without new
+  // data, after kHotHold in any case, and at its next round (at most ~50 ms)
+  // when an administrative operation waits for the tenant to be idle
+  // (TenantSlot::idle_wanted).
   struct Hot {
     std::shared_ptr<TenantDb> db;
     std::unique_ptr<WalTailer> tailer;
     std::chrono::steady_clock::time_point born;
     std::chrono::steady_clock::time_point last_data;
+    // The stream's next sequence was missing from the CommitQueue while a
+    // writer was still pushing, since `gap_since`.
+    uint64_t gap_next = 0;
+    std::chrono::steady_clock::time_point gap_since;
   };
   void ReleaseHot(bool all);
 
@@ -140,6 +155,8 @@ class Shipper {
   std::thread resume_switchover_;
   std::unique_ptr<StatusFileWriter> status_writer_;
   std::unique_ptr<AdminListener> admin_;
+  // Memory of every tenant's CommitQueue together.
+  const std::shared_ptr<CommitQueueBudget> queue_budget_;
 
   std::mutex mu_;
   std::condition_variable cv_;
@@ -153,6 +170,7 @@ class Shipper {
   std::string peer_cluster_id_;            // guarded by mu_
   uint64_t unacked_bytes_ = 0;             // guarded by mu_
   uint64_t batches_ = 0;                   // guarded by mu_
+  uint64_t batches_from_log_ = 0;          // guarded by mu_
   uint64_t bytes_ = 0;                     // guarded by mu_
   uint64_t reseeds_ = 0;                   // guarded by mu_
     uint64_t connects_ = 0;                   // guarded by mu_

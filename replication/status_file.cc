@@ -9,6 +9,7 @@
 #include <chrono>
 
 #include "engine/record_file.h"
+#include "engine/thread_name.h"
 #include "replication/proto/replication.pb.h"
 
 namespace coffer {
@@ -25,6 +26,7 @@ Status WriteReplicationStatusFile(const std::string& data_dir,
   r.set_last_error(status.last_error);
   r.set_wal_retention_seconds(status.wal_retention_seconds);
   r.set_batches(status.batches);
+  r.set_batches_from_log(status.batches_from_log);
   r.set_bytes(status.bytes);
   r.set_reseeds(status.reseeds);
   r.set_connects(status.connects);
@@ -75,6 +77,7 @@ Status ReadReplicationStatusFile(const std::string& data_dir,
   status->last_error = r.last_error();
   status->wal_retention_seconds = r.wal_retention_seconds();
   status->batches = r.batches();
+  status->batches_from_log = r.batches_from_log();
   status->bytes = r.bytes();
   status->reseeds = r.reseeds();
   status->connects = r.connects();
@@ -126,6 +129,7 @@ StatusFileWriter::~StatusFileWriter() {
 }
 
 void StatusFileWriter::Run() {
+  NameThisThread("coffer-status");
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
     const bool last = stop_;

@@ -32,13 +32,19 @@ std::string OpenSslError() {
   return buf;
 }
 
+// Set by KeepSigpipeBlocked: this thread blocks SIGPIPE for good.
+thread_local bool t_sigpipe_blocked = false;
+
 // Blocks SIGPIPE in the calling thread while OpenSSL writes to a socket the
 // peer may have closed (OpenSSL uses write(2), which raises SIGPIPE for the
 // writing thread), and discards a SIGPIPE raised meanwhile. Processes
-// embedding Coffer need not ignore SIGPIPE themselves.
+// embedding Coffer need not ignore SIGPIPE themselves. Nothing to do in a
+// thread that called KeepSigpipeBlocked.
 class ScopedNoSigpipe {
  public:
   ScopedNoSigpipe() {
+    if (t_sigpipe_blocked) return;
+    active_ = true;
     sigemptyset(&pipe_);
     sigaddset(&pipe_, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &pipe_, &old_);
@@ -47,6 +53,7 @@ class ScopedNoSigpipe {
     was_pending_ = sigismember(&pending, SIGPIPE) == 1;
   }
   ~ScopedNoSigpipe() {
+    if (!active_) return;
     if (!was_pending_) {
       sigset_t pending;
       sigpending(&pending);
@@ -64,6 +71,7 @@ class ScopedNoSigpipe {
  private:
   sigset_t pipe_;
   sigset_t old_;
+  bool active_ = false;
   bool was_pending_ = false;
 };
 
@@ -85,6 +93,14 @@ int RemainingMs(std::chrono::steady_clock::time_point deadline) {
 }
 
 }  // namespace
+
+void KeepSigpipeBlocked() {
+  sigset_t pipe;
+  sigemptyset(&pipe);
+  sigaddset(&pipe, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
+  t_sigpipe_blocked = true;
+}
 
 Status ParseAddress(const std::string& address, std::string* host, int* port) {
   const size_t colon = address.rfind(':');
@@ -117,6 +133,10 @@ Status TlsContext::Create(const TlsConfig& config, bool server,
   if (ctx == nullptr) return Status::IOError("cannot create a TLS context");
   std::unique_ptr<TlsContext> c(new TlsContext(ctx));
   SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
+  // Read whatever the socket holds in one system call rather than a record
+  // header and then its body (TryReceive calls SSL_read before it waits on
+  // the socket, so data buffered by OpenSSL is never left waiting).
+  SSL_CTX_set_read_ahead(ctx, 1);
   SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
                      nullptr);
   if (SSL_CTX_load_verify_locations(ctx, config.ca_file.c_str(), nullptr) !=

@@ -12,7 +12,9 @@
 // Writing to a connection the peer closed would raise SIGPIPE (OpenSSL
 // writes to the socket with write(2)): every OpenSSL call here blocks
 // SIGPIPE in its thread and discards one it raised, so embedding processes
-// need not ignore SIGPIPE.
+// need not ignore SIGPIPE. Coffer's own threads block it once for good
+// (KeepSigpipeBlocked) and skip the four signal-mask system calls per
+// call.
 
 #ifndef COFFER_REPLICATION_TLS_CHANNEL_H_
 #define COFFER_REPLICATION_TLS_CHANNEL_H_
@@ -27,6 +29,11 @@
 #include "replication/proto/replication.pb.h"
 
 namespace coffer {
+
+// Blocks SIGPIPE in the calling thread for the rest of its life (Coffer's
+// own shipping and serving threads, which only ever write to sockets
+// through TlsChannel): a SIGPIPE raised later stays pending and harmless.
+void KeepSigpipeBlocked();
 
 struct TlsConfig {
   std::string cert_file;  // PEM certificate of this cluster

@@ -26,6 +26,21 @@ bool IsWalGap(const Status& s) {
 
 Status WalTailer::Read(uint64_t next_seq, size_t max_bytes,
                        std::vector<WalBatch>* out) {
+  bool kept = iter_ != nullptr && expected_ == next_seq;
+  Status s = ReadOnce(next_seq, max_bytes, out);
+  if (kept && IsWalGap(s)) {
+    // An iterator kept across calls can lose its place in the log: at the
+    // end of what was written, RocksDB's log reader drops a record it found
+    // half written and resumes after it. Only a new iterator, which finds
+    // the sequence afresh, may report a gap.
+    iter_.reset();
+    s = ReadOnce(expected_, max_bytes, out);  // after what this call read
+  }
+  return s;
+}
+
+Status WalTailer::ReadOnce(uint64_t next_seq, size_t max_bytes,
+                           std::vector<WalBatch>* out) {
   // A sequence at or below the latest was written to the log before it was
   // published: from here on, not finding it means it was purged.
   if (next_seq > db_->GetLatestSequenceNumber()) return Status::OK();
@@ -43,6 +58,7 @@ Status WalTailer::Read(uint64_t next_seq, size_t max_bytes,
     iter_->Next();  // reads what was appended since the end was reached
     positioned_ = true;
   }
+  const size_t had = out->size();
   size_t bytes = 0;
   for (; iter_->Valid() && bytes < max_bytes; iter_->Next()) {
     rocksdb::BatchResult r = iter_->GetBatch();
@@ -80,7 +96,16 @@ Status WalTailer::Read(uint64_t next_seq, size_t max_bytes,
   }
   if (!iter_->Valid()) {
     rocksdb::Status rs = iter_->status();
-    if (rs.ok()) {
+    // At the end of what the log holds, the iterator says TryAgain when the
+    // database's latest sequence moved past the last batch read: usually a
+    // write that landed meanwhile, which the next Next() reads from where
+    // this one stopped. When a call makes no progress at all, the rest is
+    // in a log file the iterator does not know (the log switched) or the
+    // iterator lost its place (see Read): a new iterator then, which reads
+    // that file from its start. (Replacing it at every TryAgain re-read the
+    // current log file from its start several times a second under a
+    // steady write load.)
+    if (rs.ok() || (rs.IsTryAgain() && out->size() > had)) {
       positioned_ = false;  // at the end: keep following this log
       return Status::OK();
     }

@@ -34,6 +34,7 @@ struct WalBatch {
   uint64_t first_seq = 0;  // sequence of the batch's first operation
   uint32_t count = 0;      // sequence numbers it consumes
   std::string data;        // RocksDB WriteBatch representation (plaintext)
+  uint64_t commit_micros = 0;  // its commit stamp when known; 0: read `data`
 };
 
 class WalTailer {
@@ -52,6 +53,9 @@ class WalTailer {
   Status Read(uint64_t next_seq, size_t max_bytes, std::vector<WalBatch>* out);
 
  private:
+  Status ReadOnce(uint64_t next_seq, size_t max_bytes,
+                  std::vector<WalBatch>* out);
+
   rocksdb::DB* const db_;
   std::unique_ptr<rocksdb::TransactionLogIterator> iter_;
   uint64_t expected_ = 0;  // next sequence iter_ will yield

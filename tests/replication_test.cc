@@ -509,6 +509,48 @@ class ReplicationTest : public ::testing::Test {
     }
   }
 
+  // `threads` writers put, delete, and write batches (with range deletes)
+  // to random tenants of `ids` until *stop; each write that fails counts in
+  // *errors. Returns the threads; every write counts in *writes.
+  std::vector<std::thread> StartWriters(const std::vector<std::string>& ids,
+                                        int threads, std::atomic<bool>* stop,
+                                        std::atomic<int>* errors,
+                                        std::atomic<uint64_t>* writes) {
+    std::vector<std::thread> out;
+    for (int w = 0; w < threads; ++w) {
+      out.emplace_back([this, ids, w, stop, errors, writes] {
+        std::vector<std::unique_ptr<Tenant>> t(ids.size());
+        for (size_t i = 0; i < ids.size(); ++i) {
+          if (!primary_->GetTenant(ids[i], &t[i]).ok()) (*errors)++;
+        }
+        std::mt19937 rng(w * 104729 + 7);
+        for (uint64_t n = 0; !stop->load(); ++n) {
+          Tenant* tenant = t[rng() % ids.size()].get();
+          if (tenant == nullptr) return;
+          const std::string key = "k" + std::to_string(rng() % 5000);
+          const std::string value = "w" + std::to_string(w) + "/" +
+                                    std::to_string(n) + "/" +
+                                    test::RandomString(rng() % 200);
+          Status s;
+          if (n % 5 == 4) {
+            WriteBatch b;
+            b.Put(key, value);
+            b.Delete(key + "x");
+            b.DeleteRange(key + "a", key + "b");
+            s = tenant->Write(WriteOptions(), b);
+          } else if (n % 7 == 6) {
+            s = tenant->Delete(WriteOptions(), key);
+          } else {
+            s = tenant->Put(WriteOptions(), key, value);
+          }
+          if (!s.ok()) (*errors)++;
+          (*writes)++;
+        }
+      });
+    }
+    return out;
+  }
+
   // ---- convergence ----
 
   // "" when the primary is connected, every tenant caught up with the
@@ -709,6 +751,120 @@ TEST_F(ReplicationTest, ConcurrentWritersConverge) {
   EXPECT_EQ("", DiffContents());
   for (const std::string& id : ids) {
     EXPECT_FALSE(ScanTenant(replica_.get(), id).empty()) << id;
+  }
+}
+
+// Batches just committed ship from memory (not read back from the log),
+// a rekey's marker too (the log holding it goes with the old key: reading
+// it from there cost a reseed); what memory does not hold — here the
+// backlog a previous primary process left — ships from the log. The replica
+// ends up with exactly the primary's contents either way.
+TEST_F(ReplicationTest, ShipsFromMemoryAndFromTheLogWhereMemoryLacks) {
+  ASSERT_OK(CreateReplica());
+  ASSERT_OK(StartServer());
+  ASSERT_OK(CreatePrimary(PrimaryOptions()));
+  const std::vector<std::string> ids = {"m0", "m1", "m2"};
+  for (const std::string& id : ids) {
+    ASSERT_OK(primary_->CreateTenant(id, TenantOptions()));
+  }
+  std::atomic<bool> stop{false};
+  std::atomic<int> errors{0};
+  std::atomic<uint64_t> writes{0};
+  std::vector<std::thread> writers = StartWriters(ids, 3, &stop, &errors, &writes);
+  std::this_thread::sleep_for(milliseconds(700));
+  // A rekey while the writers go on: its marker record never passes
+  // through the write path, and the tenant's log switches.
+  KeyRotationReport rekey;
+  ASSERT_OK(primary_->RotateTenantKey("m1", /*rekey=*/true, &rekey));
+  std::this_thread::sleep_for(milliseconds(500));
+  stop = true;
+  for (std::thread& t : writers) t.join();
+  EXPECT_EQ(0, errors.load());
+  ASSERT_EQ("", WaitCaughtUp());
+  ReplicationStatus p;
+  ASSERT_OK(primary_->GetReplicationStatus(&p));
+  EXPECT_GT(writes.load(), 1000u);
+  EXPECT_EQ(0u, p.reseeds) << Describe(p);
+  EXPECT_LT(p.batches_from_log * 4, p.batches)
+      << "most batches ship from memory: " << p.batches_from_log << " of "
+      << p.batches << " from the log";
+
+  // The replica away while writes go on, then this primary process ends:
+  // the next one finds the backlog in the log only.
+  const int port = port_;
+  StopServer();
+  stop = false;
+  writers = StartWriters(ids, 2, &stop, &errors, &writes);
+  std::this_thread::sleep_for(milliseconds(300));
+  stop = true;
+  for (std::thread& t : writers) t.join();
+  EXPECT_EQ(0, errors.load());
+  ASSERT_OK(ReopenPrimary(PrimaryOptions()));
+  ASSERT_OK(StartServer(port));
+  ASSERT_EQ("", WaitCaughtUp());
+  ASSERT_OK(primary_->GetReplicationStatus(&p));
+  EXPECT_GT(p.batches, 1000u);
+  EXPECT_EQ(p.batches, p.batches_from_log) << "the backlog is in the log only";
+  const uint64_t backlog = p.batches;
+  // Once caught up, new writes ship from memory again.
+  stop = false;
+  writers = StartWriters(ids, 2, &stop, &errors, &writes);
+  std::this_thread::sleep_for(milliseconds(300));
+  stop = true;
+  for (std::thread& t : writers) t.join();
+  EXPECT_EQ(0, errors.load());
+  ExpectConverged();
+  ASSERT_OK(primary_->GetReplicationStatus(&p));
+  EXPECT_EQ(0u, p.reseeds) << Describe(p);
+  EXPECT_GT(p.batches, backlog + 1000);
+  EXPECT_LT((p.batches_from_log - backlog) * 4, p.batches - backlog)
+      << p.batches_from_log - backlog << " of " << p.batches - backlog
+      << " new batches from the log";
+}
+
+// With no memory for committed batches everything ships from the log, read
+// while writers keep appending to it; with a little, the stream keeps
+// switching between memory and the log (most pushes dropped). Both
+// converge, nothing skipped or repeated.
+TEST_F(ReplicationTest, ConvergesFromTheLogAloneAndFromATinyQueue) {
+  for (size_t queue_bytes : {size_t{0}, size_t{4096}}) {
+    SCOPED_TRACE("commit_queue_bytes " + std::to_string(queue_bytes));
+    primary_.reset();
+    server_.reset();
+    replica_.reset();
+    std::filesystem::remove_all(primary_dir_);
+    std::filesystem::remove_all(replica_dir_);
+    ASSERT_OK(CreateReplica());
+    ASSERT_OK(StartServer());
+    OpenOptions o = PrimaryOptions();
+    o.replication.commit_queue_bytes = queue_bytes;
+    ASSERT_OK(CreatePrimary(o));
+    const std::vector<std::string> ids = {"q0", "q1"};
+    for (const std::string& id : ids) {
+      ASSERT_OK(primary_->CreateTenant(id, TenantOptions()));
+    }
+    std::atomic<bool> stop{false};
+    std::atomic<int> errors{0};
+    std::atomic<uint64_t> writes{0};
+    std::vector<std::thread> writers =
+        StartWriters(ids, 4, &stop, &errors, &writes);
+    std::this_thread::sleep_for(milliseconds(1000));
+    stop = true;
+    for (std::thread& t : writers) t.join();
+    EXPECT_EQ(0, errors.load());
+    EXPECT_GT(writes.load(), 1000u);
+    ASSERT_EQ("", WaitCaughtUp());
+    ReplicationStatus p, r;
+    ASSERT_OK(primary_->GetReplicationStatus(&p));
+    ASSERT_OK(replica_->GetReplicationStatus(&r));
+    EXPECT_EQ(p.batches, r.batches) << "every shipped batch applied once";
+    if (queue_bytes == 0) {
+      EXPECT_EQ(p.batches, p.batches_from_log);
+    } else {
+      EXPECT_GT(p.batches_from_log, 0u);
+      EXPECT_LT(p.batches_from_log, p.batches);
+    }
+    ExpectConverged();
   }
 }
 
@@ -1304,6 +1460,9 @@ TEST_F(ReplicationTest, ReplicaFarBehindPastRetentionIsReseeded) {
   OpenOptions o = PrimaryOptions();
   o.wal_retention_seconds = 1;
   o.tenant_write_buffer_bytes = 64 << 10;
+  // The writes made while the replica is away would otherwise still be in
+  // memory (commit queue) and ship from there without a reseed.
+  o.replication.commit_queue_bytes = 0;
   ASSERT_OK(CreatePrimary(o));
   ASSERT_OK(primary_->CreateTenant("t0", TenantOptions()));
   Fill("t0", 100, "a");
@@ -1567,6 +1726,9 @@ TEST_F(HostilePeerTest, BadBatchesCloseTheConnectionAndApplyNothing) {
        "chain"},
       {"count disagrees with the data",
        [](replpb::Batch* b) { b->set_count(2); }, "operations"},
+      {"claims more merged batches than operations",
+       [](replpb::Batch* b) { b->set_merged(b->count() + 1); },
+       "merged batches"},
       {"writes an unknown column family",
        [](replpb::Batch* b) {
          test::FamilyId other(7);

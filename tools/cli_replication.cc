@@ -188,6 +188,7 @@ void PrintStatus(const ReplicationStatus& st, bool json) {
             .AddString("last_error", st.last_error)
             .AddNumber("wal_retention_seconds", st.wal_retention_seconds)
             .AddNumber("batches", st.batches)
+            .AddNumber("batches_from_log", st.batches_from_log)
             .AddNumber("bytes", st.bytes)
             .AddNumber("reseeds", st.reseeds)
             .AddNumber("connects", st.connects)
@@ -236,8 +237,13 @@ void PrintStatus(const ReplicationStatus& st, bool json) {
     PrintField("wal retention", std::to_string(st.wal_retention_seconds) + " s");
   }
   PrintField(st.role == "primary" ? "shipped" : "applied",
-             std::to_string(st.batches) + " batches, " + FormatBytes(st.bytes) +
-                 ", " + std::to_string(st.reseeds) + " reseeds, " +
+             std::to_string(st.batches) + " batches" +
+                 (st.role == "primary"
+                      ? " (" + std::to_string(st.batches_from_log) +
+                            " read back from the log)"
+                      : std::string()) +
+                 ", " + FormatBytes(st.bytes) + ", " +
+                 std::to_string(st.reseeds) + " reseeds, " +
                  std::to_string(st.connects) + " connects");
   if (!st.last_error.empty()) PrintField("last error", st.last_error);
   PrintField("caught up", CaughtUp(st) ? "yes" : "no");
@@ -369,6 +375,13 @@ void RegisterMetrics(CLI::App* app, Runner* run) {
            "Batches shipped (primary) or applied (replica).");
     sample("coffer_replication_batches_total", base,
            std::to_string(st.batches));
+    if (st.role == "primary") {
+      family("coffer_replication_batches_from_log_total", "counter",
+             "Of the batches shipped, those read back from the write-ahead "
+             "log (catching up) rather than from memory.");
+      sample("coffer_replication_batches_from_log_total", base,
+             std::to_string(st.batches_from_log));
+    }
     family("coffer_replication_bytes_total", "counter",
            "Batch and reseed bytes shipped or applied.");
     sample("coffer_replication_bytes_total", base, std::to_string(st.bytes));

@@ -23,7 +23,7 @@ uint64_t DecodeLe(std::string_view bytes, int n) {
 bool CommitQueue::Push(const std::shared_ptr<CommitQueueBudget>& budget,
                        std::string_view data, uint64_t commit_micros) {
   if (budget == nullptr || data.size() < kHeaderBytes) return false;
-  Entry e;
+  CommittedBatch e;
   e.first_seq = DecodeLe(data, 8);
   e.count = static_cast<uint32_t>(DecodeLe(data.substr(8), 4));
   if (e.first_seq == 0 || e.count == 0) return false;
@@ -50,7 +50,7 @@ bool CommitQueue::Push(const std::shared_ptr<CommitQueueBudget>& budget,
 }
 
 size_t CommitQueue::Take(uint64_t next, size_t max_bytes,
-                         std::vector<Entry>* out) {
+                         std::vector<CommittedBatch>* out) {
   std::lock_guard<std::mutex> lock(mu_);
   int64_t released = 0;
   auto it = entries_.begin();

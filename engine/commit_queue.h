@@ -34,6 +34,16 @@
 
 namespace coffer {
 
+// One committed write batch (or several merged), as RocksDB wrote it to the
+// log. The shipper gets these from the CommitQueue or from the log itself
+// (WalTailer).
+struct CommittedBatch {
+  uint64_t first_seq = 0;  // sequence of the batch's first operation
+  uint32_t count = 0;      // sequence numbers it consumes
+  std::string data;        // RocksDB WriteBatch representation (plaintext)
+  uint64_t commit_micros = 0;  // its commit stamp when known; 0: read `data`
+};
+
 struct CommitQueueBudget {
   explicit CommitQueueBudget(int64_t limit_bytes) : limit(limit_bytes) {}
   const int64_t limit;
@@ -42,13 +52,6 @@ struct CommitQueueBudget {
 
 class CommitQueue {
  public:
-  struct Entry {
-    uint64_t first_seq = 0;
-    uint32_t count = 0;
-    uint64_t commit_micros = 0;
-    std::string data;  // RocksDB WriteBatch representation
-  };
-
   CommitQueue() = default;
   ~CommitQueue() { Clear(); }
   CommitQueue(const CommitQueue&) = delete;
@@ -62,7 +65,8 @@ class CommitQueue {
   // Forgets entries that end before `next`, then moves to *out the entries
   // that continue from `next` without a hole, up to `max_bytes` of data (at
   // least one). Returns how many it moved; 0 when `next` is not queued.
-  size_t Take(uint64_t next, size_t max_bytes, std::vector<Entry>* out);
+  size_t Take(uint64_t next, size_t max_bytes,
+              std::vector<CommittedBatch>* out);
 
   // Every batch the write path commits from this sequence on is queued, or
   // about to be (`pushing`), unless it is Coffer's own record: a sequence
@@ -83,7 +87,7 @@ class CommitQueue {
 
   std::mutex mu_;
   std::shared_ptr<CommitQueueBudget> budget_;  // guarded by mu_
-  std::map<uint64_t, Entry> entries_;          // guarded by mu_; by first_seq
+  std::map<uint64_t, CommittedBatch> entries_;  // guarded by mu_; by first_seq
   int64_t bytes_ = 0;                          // guarded by mu_
   uint64_t complete_from_ = UINT64_MAX;        // guarded by mu_
 };

@@ -649,13 +649,8 @@ Status Shipper::ShipTenant(TlsChannel* channel, const std::string& id,
   }
   std::vector<WalBatch> batches;
   bool from_log = false;
-  std::vector<CommitQueue::Entry> queued;
-  if (slot->commits.Take(next, options_.max_message_bytes, &queued) > 0) {
+  if (slot->commits.Take(next, options_.max_message_bytes, &batches) > 0) {
     hot.gap_next = 0;
-    for (CommitQueue::Entry& e : queued) {
-      batches.push_back(
-          {e.first_seq, e.count, std::move(e.data), e.commit_micros});
-    }
   } else {
     // `next` is not in memory. Below complete_from() it never will be
     // (written before the first push, e.g. by an earlier process, or

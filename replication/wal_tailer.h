@@ -25,17 +25,13 @@
 #include <vector>
 
 #include "coffer/status.h"
+#include "engine/commit_queue.h"
 #include "rocksdb/db.h"
 #include "rocksdb/transaction_log.h"
 
 namespace coffer {
 
-struct WalBatch {
-  uint64_t first_seq = 0;  // sequence of the batch's first operation
-  uint32_t count = 0;      // sequence numbers it consumes
-  std::string data;        // RocksDB WriteBatch representation (plaintext)
-  uint64_t commit_micros = 0;  // its commit stamp when known; 0: read `data`
-};
+using WalBatch = CommittedBatch;
 
 class WalTailer {
  public:

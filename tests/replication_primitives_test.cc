@@ -228,7 +228,7 @@ TEST(CommitQueueTest, TakesOnlyWhatContinuesTheStream) {
   ASSERT_TRUE(q.Push(budget, BatchOf({"a", "b"}, 10), 100));
   ASSERT_TRUE(q.Push(budget, BatchOf({"d"}, 15), 500));  // 14 missing
   ASSERT_TRUE(q.Push(budget, BatchOf({"x"}, 12), 200));
-  std::vector<CommitQueue::Entry> out;
+  std::vector<CommittedBatch> out;
   // 9 is not queued: nothing, and nothing lost.
   EXPECT_EQ(0u, q.Take(9, 1 << 20, &out));
   EXPECT_TRUE(out.empty());
@@ -267,7 +267,7 @@ TEST(CommitQueueTest, TakeStopsAtMaxBytesButMovesOneAtLeast) {
   const std::string big = BatchOf({std::string(1000, 'k')}, 1);
   ASSERT_TRUE(q.Push(budget, big, 1));
   ASSERT_TRUE(q.Push(budget, BatchOf({std::string(1000, 'l')}, 2), 2));
-  std::vector<CommitQueue::Entry> out;
+  std::vector<CommittedBatch> out;
   EXPECT_EQ(1u, q.Take(1, 10, &out));  // larger than max_bytes: alone
   EXPECT_EQ(1u, q.Take(2, 10, &out));
   EXPECT_EQ(2u, out.size());
@@ -283,7 +283,7 @@ TEST(CommitQueueTest, BudgetDropsPushesAndIsReturned) {
   // The budget is shared: the fourth entry is dropped, in either queue.
   EXPECT_FALSE(b.Push(budget, BatchOf({"k"}, 2), 1));
   EXPECT_FALSE(a.Push(budget, BatchOf({"k"}, 3), 1));
-  std::vector<CommitQueue::Entry> out;
+  std::vector<CommittedBatch> out;
   EXPECT_EQ(1u, b.Take(1, 1 << 20, &out));
   EXPECT_EQ(0u, b.Take(2, 1 << 20, &out));  // the dropped one: the log has it
   EXPECT_TRUE(b.Push(budget, BatchOf({"k"}, 3), 1));  // room again

@@ -304,6 +304,16 @@ SharedResources::SharedResources(const OpenOptions& opts) : options(opts) {
   rocksdb::Env::Default()->SetBackgroundThreads(1, rocksdb::Env::HIGH);
 }
 
+bool IsNoSpace(const rocksdb::Status& s) {
+  if (s.subcode() == rocksdb::Status::kNoSpace) return true;
+  // A write that waited in a stall while the database stopped gets
+  // Incomplete carrying the background error's text (ENOSPC's, as RocksDB's
+  // POSIX file system words it) without its subcode.
+  const char* state = s.getState();
+  return state != nullptr &&
+         std::strstr(state, "No space left on device") != nullptr;
+}
+
 Status FromRocks(const rocksdb::Status& s, const std::string& context) {
   if (s.ok()) return Status::OK();
   std::string msg = context + ": " + s.ToString();
@@ -321,7 +331,7 @@ Status FromRocks(const rocksdb::Status& s, const std::string& context) {
     case rocksdb::Status::kTryAgain:
       return Status::Busy(msg);
     default:
-      if (s.subcode() == rocksdb::Status::kNoSpace) {
+      if (IsNoSpace(s)) {
         return Status::IOError(msg + " (disk full: free space, then retry)");
       }
       return Status::IOError(msg);
@@ -492,15 +502,18 @@ Status TenantDb::Resume(bool* reopen) {
   if (rs.ok()) stop_->stopped.store(false);
   *reopen = false;
   if (rs.IsBusy()) {
-    // RocksDB's own recovery (after a full disk) is running: report what
-    // stopped the writes.
+    // RocksDB's own recovery (after a full disk) is running. It looks at the
+    // free space only every 5 seconds, and on a loaded machine it can fail
+    // and wait again: reopening (the caller first checks the free space)
+    // does not wait for it. The error to report is what stopped the writes.
     std::lock_guard<std::mutex> lock(stop_->mu);
     rs = stop_->error;
+    *reopen = true;
   } else if (!rs.ok()) {
     // A fatal error (say, a new log file that could not be written) never
     // clears in place, whatever its cause.
     std::lock_guard<std::mutex> lock(stop_->mu);
-    *reopen = rs.subcode() != rocksdb::Status::kNoSpace ||
+    *reopen = !IsNoSpace(rs) ||
               stop_->error.severity() >= rocksdb::Status::Severity::kFatalError;
   }
   return FromRocks(rs, "tenant '" + tenant_id_ +

@@ -86,8 +86,9 @@ class TenantDb {
   // memtables, so writes continue on a fresh log). OK when nothing was
   // stopped; the error (disk full: free space first) when it persists.
   // *reopen is set when retrying in place cannot help (an I/O error other
-  // than a full disk, or a fatal one; not while RocksDB's own recovery
-  // runs): only closing and reopening the database clears the error.
+  // than a full disk, or a fatal one) or has to wait for RocksDB's own
+  // recovery, which polls the free space every 5 seconds: closing and
+  // reopening the database clears the error at once.
   Status Resume(bool* reopen);
 
   // Bytes that count against quotas: live table files plus the key and value
@@ -124,7 +125,11 @@ class TenantDb {
   std::unique_ptr<rocksdb::ColumnFamilyHandle> system_;
 };
 
+// Whether a RocksDB status reports a full disk.
+bool IsNoSpace(const rocksdb::Status& s);
+
 // Translates a RocksDB status, prefixing `context` (e.g. "tenant 'acme'").
+// A full disk is an IOError saying "disk full", whatever RocksDB wrapped it in.
 Status FromRocks(const rocksdb::Status& s, const std::string& context);
 
 // How many files under `db_dir` (recursively: archived logs too) carry each

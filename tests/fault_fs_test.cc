@@ -26,6 +26,7 @@
 
 #include "coffer/coffer.h"
 #include "engine/storage.h"
+#include "engine/tenant_db.h"
 #include "tests/fault_fs.h"
 #include "tests/testutil.h"
 
@@ -488,6 +489,29 @@ TEST_F(PowerLossTest, EverySyncedWriteSurvivesAtEveryCutPoint) {
 }
 
 // ---- full disk ------------------------------------------------------------------
+
+// However RocksDB wraps a full disk, the caller reads "disk full". A write
+// that waited in a stall while a flush ran out of space gets Incomplete
+// holding the flush's error as text, without the NoSpace subcode.
+TEST(FromRocksTest, FullDiskSaysSoWhateverItIsWrappedIn) {
+  const rocksdb::Status direct =
+      rocksdb::Status::NoSpace("While appending to file: 000018.sst");
+  const rocksdb::Status stalled = rocksdb::Status::Incomplete(
+      "IO error: No space left on device: While appending to file: "
+      "000018.sst: No space left on device");
+  for (const rocksdb::Status& rs : {direct, stalled}) {
+    EXPECT_TRUE(IsNoSpace(rs)) << rs.ToString();
+    Status s = FromRocks(rs, "tenant 'acme'");
+    EXPECT_TRUE(s.IsIOError()) << s.ToString();
+    EXPECT_TRUE(Contains(s.message(), "disk full")) << s.ToString();
+    EXPECT_TRUE(Contains(s.message(), "tenant 'acme'")) << s.ToString();
+  }
+  const rocksdb::Status other =
+      rocksdb::Status::Incomplete("IO error: Input/output error");
+  EXPECT_FALSE(IsNoSpace(other));
+  EXPECT_FALSE(Contains(FromRocks(other, "t").message(), "disk full"));
+  EXPECT_FALSE(IsNoSpace(rocksdb::Status::IOError("No space")));
+}
 
 TEST_F(FaultFsTest, FullDiskFailsClearlyAndRecoversWhenSpaceReturns) {
   ASSERT_OK(CreateCluster(ClusterLimits(), Quiet()));

@@ -469,7 +469,7 @@ Status Shipper::Session() {
       while (!stopping() && std::chrono::steady_clock::now() < until) {
         replpb::Envelope message;
         bool got = false;
-        s = channel->TryReceive(&message, 1, &got);
+        s = channel->TryReceiveUntil(&message, until, &got);
         if (s.ok() && got) s = HandleMessage(message);
         if (!s.ok()) return s;
       }

@@ -13,10 +13,13 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdint>
 #include <cstring>
 
 namespace coffer {
@@ -76,20 +79,30 @@ class ScopedNoSigpipe {
 };
 
 // Waits until `fd` is readable (or writable); false on timeout.
-bool WaitFd(int fd, bool write, int timeout_ms) {
+// Waits until `fd` is readable (writable) or `deadline` passes, to the
+// nanosecond: poll's whole milliseconds would turn the last fraction of a
+// wait, and all of a 1 ms one, into a busy loop.
+bool WaitFdUntil(int fd, bool write,
+                 std::chrono::steady_clock::time_point deadline) {
   struct pollfd p = {fd, static_cast<short>(write ? POLLOUT : POLLIN), 0};
-  int r;
-  do {
-    r = ::poll(&p, 1, timeout_ms);
-  } while (r < 0 && errno == EINTR);
-  return r > 0;
+  for (;;) {
+    const int64_t left = std::max<int64_t>(
+        0, std::chrono::duration_cast<std::chrono::nanoseconds>(
+               deadline - std::chrono::steady_clock::now())
+               .count());
+    const struct timespec timeout = {
+        static_cast<time_t>(left / 1000000000),
+        static_cast<long>(left % 1000000000)};
+    const int r = ::ppoll(&p, 1, &timeout, nullptr);
+    if (r >= 0) return r > 0;
+    if (errno != EINTR) return false;
+  }
 }
 
-int RemainingMs(std::chrono::steady_clock::time_point deadline) {
-  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                  deadline - std::chrono::steady_clock::now())
-                  .count();
-  return left > 0 ? static_cast<int>(left) : 0;
+bool WaitFd(int fd, bool write, int timeout_ms) {
+  return WaitFdUntil(fd, write,
+                     std::chrono::steady_clock::now() +
+                         std::chrono::milliseconds(timeout_ms));
 }
 
 }  // namespace
@@ -180,7 +193,7 @@ Status TlsChannel::Handshake(bool server, int timeout_ms) {
     if (r == 1) break;
     int err = SSL_get_error(ssl_, r);
     if ((err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) &&
-        WaitFd(fd_, err == SSL_ERROR_WANT_WRITE, RemainingMs(deadline))) {
+        WaitFdUntil(fd_, err == SSL_ERROR_WANT_WRITE, deadline)) {
       continue;
     }
     const long verify = SSL_get_verify_result(ssl_);
@@ -306,9 +319,16 @@ Status TlsChannel::Receive(replpb::Envelope* message, int timeout_ms) {
 
 Status TlsChannel::TryReceive(replpb::Envelope* message, int timeout_ms,
                               bool* got) {
+  return TryReceiveUntil(message,
+                         std::chrono::steady_clock::now() +
+                             std::chrono::milliseconds(timeout_ms),
+                         got);
+}
+
+Status TlsChannel::TryReceiveUntil(
+    replpb::Envelope* message, std::chrono::steady_clock::time_point deadline,
+    bool* got) {
   *got = false;
-  const auto deadline =
-      std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   for (;;) {
     std::string payload;
     bool have = false;
@@ -334,7 +354,7 @@ Status TlsChannel::TryReceive(replpb::Envelope* message, int timeout_ms,
     }
     int err = SSL_get_error(ssl_, n);
     if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
-      if (WaitFd(fd_, err == SSL_ERROR_WANT_WRITE, RemainingMs(deadline))) {
+      if (WaitFdUntil(fd_, err == SSL_ERROR_WANT_WRITE, deadline)) {
         continue;
       }
       return Status::OK();  // timed out

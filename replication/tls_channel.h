@@ -21,6 +21,7 @@
 
 #include <openssl/ssl.h>
 
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -83,6 +84,10 @@ class TlsChannel {
   Status Receive(replpb::Envelope* message, int timeout_ms);
   // Like Receive, but a timeout is not an error: OK with *got = false.
   Status TryReceive(replpb::Envelope* message, int timeout_ms, bool* got);
+  // TryReceive, waiting until `deadline` (to the nanosecond) at most.
+  Status TryReceiveUntil(replpb::Envelope* message,
+                         std::chrono::steady_clock::time_point deadline,
+                         bool* got);
 
   // Common name of the peer's (verified) certificate.
   const std::string& peer_name() const { return peer_name_; }

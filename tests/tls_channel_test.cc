@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <future>
 #include <thread>
@@ -90,6 +91,42 @@ TEST_F(TlsChannelTest, MutualAuthenticationCarriesMessages) {
   server_side.reset();
   s = client_side->Receive(&got, 2000);
   EXPECT_TRUE(s.IsIOError()) << s.ToString();
+}
+
+// A short wait for a message sleeps for all of it: rounding the time left
+// down to whole milliseconds made a 1 ms wait return at once, and the
+// shipper's coalescing pause spin on the writers' core.
+TEST_F(TlsChannelTest, TryReceiveWaitsItsWholeTimeout) {
+  std::unique_ptr<TlsContext> client;
+  ASSERT_OK(TlsContext::Create(Config("ca1", "primary"), false, &client));
+  std::unique_ptr<TlsChannel> server_side, client_side;
+  auto accepted = AcceptOne(&server_side);
+  ASSERT_OK(
+      TlsChannel::Connect(*client, address_, "replica", 5000, &client_side));
+  ASSERT_OK(accepted.get());
+  using Clock = std::chrono::steady_clock;
+  for (int ms : {1, 2, 5}) {
+    replpb::Envelope got;
+    bool have = true;
+    const auto start = Clock::now();
+    ASSERT_OK(client_side->TryReceive(&got, ms, &have));
+    EXPECT_FALSE(have);
+    EXPECT_GE(Clock::now() - start, std::chrono::milliseconds(ms)) << ms;
+  }
+  const auto deadline = Clock::now() + std::chrono::microseconds(1500);
+  replpb::Envelope got;
+  bool have = true;
+  ASSERT_OK(client_side->TryReceiveUntil(&got, deadline, &have));
+  EXPECT_FALSE(have);
+  EXPECT_GE(Clock::now(), deadline);
+  // A message that is there is returned without waiting for the deadline.
+  replpb::Envelope beat;
+  beat.mutable_heartbeat()->set_unix_micros(42);
+  ASSERT_OK(server_side->Send(beat));
+  ASSERT_OK(client_side->TryReceiveUntil(
+      &got, Clock::now() + std::chrono::seconds(30), &have));
+  ASSERT_TRUE(have);
+  EXPECT_EQ(42u, got.heartbeat().unix_micros());
 }
 
 TEST_F(TlsChannelTest, CertificateFromAnotherCaIsRefused) {

@@ -52,6 +52,18 @@ class TlsChannelTest : public ::testing::Test {
     });
   }
 
+  // Connects as "primary" of the first CA to the listener (as "replica").
+  Status ConnectPrimary(std::unique_ptr<TlsChannel>* server_side,
+                        std::unique_ptr<TlsChannel>* client_side) {
+    std::unique_ptr<TlsContext> client;
+    Status s = TlsContext::Create(Config("ca1", "primary"), false, &client);
+    if (!s.ok()) return s;
+    auto accepted = AcceptOne(server_side);
+    s = TlsChannel::Connect(*client, address_, "replica", 5000, client_side);
+    Status ss = accepted.get();
+    return s.ok() ? ss : s;
+  }
+
   static test::TempDir* dir_;
   std::unique_ptr<TlsContext> server_;
   std::unique_ptr<TlsListener> listener_;
@@ -61,13 +73,8 @@ class TlsChannelTest : public ::testing::Test {
 test::TempDir* TlsChannelTest::dir_ = nullptr;
 
 TEST_F(TlsChannelTest, MutualAuthenticationCarriesMessages) {
-  std::unique_ptr<TlsContext> client;
-  ASSERT_OK(TlsContext::Create(Config("ca1", "primary"), false, &client));
   std::unique_ptr<TlsChannel> server_side, client_side;
-  auto accepted = AcceptOne(&server_side);
-  ASSERT_OK(
-      TlsChannel::Connect(*client, address_, "replica", 5000, &client_side));
-  ASSERT_OK(accepted.get());
+  ASSERT_OK(ConnectPrimary(&server_side, &client_side));
   EXPECT_EQ("replica", client_side->peer_name());
   EXPECT_EQ("primary", server_side->peer_name());
 
@@ -97,13 +104,8 @@ TEST_F(TlsChannelTest, MutualAuthenticationCarriesMessages) {
 // down to whole milliseconds made a 1 ms wait return at once, and the
 // shipper's coalescing pause spin on the writers' core.
 TEST_F(TlsChannelTest, TryReceiveWaitsItsWholeTimeout) {
-  std::unique_ptr<TlsContext> client;
-  ASSERT_OK(TlsContext::Create(Config("ca1", "primary"), false, &client));
   std::unique_ptr<TlsChannel> server_side, client_side;
-  auto accepted = AcceptOne(&server_side);
-  ASSERT_OK(
-      TlsChannel::Connect(*client, address_, "replica", 5000, &client_side));
-  ASSERT_OK(accepted.get());
+  ASSERT_OK(ConnectPrimary(&server_side, &client_side));
   using Clock = std::chrono::steady_clock;
   for (int ms : {1, 2, 5}) {
     replpb::Envelope got;
@@ -197,13 +199,8 @@ TEST_F(TlsChannelTest, PlainTcpGarbageIsRefusedWithoutHarm) {
   ::close(fd);
   EXPECT_FALSE(ss.ok());
   // The listener still serves a real peer afterwards.
-  std::unique_ptr<TlsContext> client;
-  ASSERT_OK(TlsContext::Create(Config("ca1", "primary"), false, &client));
   std::unique_ptr<TlsChannel> client_side;
-  accepted = AcceptOne(&server_side);
-  ASSERT_OK(
-      TlsChannel::Connect(*client, address_, "replica", 5000, &client_side));
-  ASSERT_OK(accepted.get());
+  ASSERT_OK(ConnectPrimary(&server_side, &client_side));
 }
 
 TEST_F(TlsChannelTest, BadMaterialIsNamed) {

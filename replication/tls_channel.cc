@@ -78,10 +78,9 @@ class ScopedNoSigpipe {
   bool was_pending_ = false;
 };
 
-// Waits until `fd` is readable (or writable); false on timeout.
 // Waits until `fd` is readable (writable) or `deadline` passes, to the
 // nanosecond: poll's whole milliseconds would turn the last fraction of a
-// wait, and all of a 1 ms one, into a busy loop.
+// wait, and all of a 1 ms one, into a busy loop. False on timeout.
 bool WaitFdUntil(int fd, bool write,
                  std::chrono::steady_clock::time_point deadline) {
   struct pollfd p = {fd, static_cast<short>(write ? POLLOUT : POLLIN), 0};

@@ -509,6 +509,19 @@ class ReplicationTest : public ::testing::Test {
     }
   }
 
+  // Lets running writers go on for at least `ms` and `count` more writes
+  // (a slow build, say under ThreadSanitizer, writes far fewer in the same
+  // time; at most a minute).
+  static void KeepWriting(const std::atomic<uint64_t>& writes, int ms,
+                          uint64_t count) {
+    const uint64_t target = writes.load() + count;
+    std::this_thread::sleep_for(milliseconds(ms));
+    const auto deadline = steady_clock::now() + std::chrono::seconds(60);
+    while (writes.load() < target && steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(milliseconds(10));
+    }
+  }
+
   // `threads` writers put, delete, and write batches (with range deletes)
   // to random tenants of `ids` until *stop; each write that fails counts in
   // *errors. Returns the threads; every write counts in *writes.
@@ -776,7 +789,7 @@ TEST_F(ReplicationTest, ShipsFromMemoryAndFromTheLogWhereMemoryLacks) {
   // through the write path, and the tenant's log switches.
   KeyRotationReport rekey;
   ASSERT_OK(primary_->RotateTenantKey("m1", /*rekey=*/true, &rekey));
-  std::this_thread::sleep_for(milliseconds(500));
+  KeepWriting(writes, 500, 1200);
   stop = true;
   for (std::thread& t : writers) t.join();
   EXPECT_EQ(0, errors.load());
@@ -795,7 +808,7 @@ TEST_F(ReplicationTest, ShipsFromMemoryAndFromTheLogWhereMemoryLacks) {
   StopServer();
   stop = false;
   writers = StartWriters(ids, 2, &stop, &errors, &writes);
-  std::this_thread::sleep_for(milliseconds(300));
+  KeepWriting(writes, 300, 1200);
   stop = true;
   for (std::thread& t : writers) t.join();
   EXPECT_EQ(0, errors.load());
@@ -809,7 +822,7 @@ TEST_F(ReplicationTest, ShipsFromMemoryAndFromTheLogWhereMemoryLacks) {
   // Once caught up, new writes ship from memory again.
   stop = false;
   writers = StartWriters(ids, 2, &stop, &errors, &writes);
-  std::this_thread::sleep_for(milliseconds(300));
+  KeepWriting(writes, 300, 1200);
   stop = true;
   for (std::thread& t : writers) t.join();
   EXPECT_EQ(0, errors.load());
@@ -848,7 +861,7 @@ TEST_F(ReplicationTest, ConvergesFromTheLogAloneAndFromATinyQueue) {
     std::atomic<uint64_t> writes{0};
     std::vector<std::thread> writers =
         StartWriters(ids, 4, &stop, &errors, &writes);
-    std::this_thread::sleep_for(milliseconds(1000));
+    KeepWriting(writes, 1000, 1200);
     stop = true;
     for (std::thread& t : writers) t.join();
     EXPECT_EQ(0, errors.load());

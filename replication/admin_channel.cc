@@ -2,7 +2,6 @@
 
 #include "replication/admin_channel.h"
 
-#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -13,6 +12,7 @@
 #include <cstring>
 
 #include "engine/thread_name.h"
+#include "replication/fd_wait.h"
 #include "replication/frame.h"
 
 namespace coffer {
@@ -31,15 +31,6 @@ Status SocketAddress(const std::string& path, sockaddr_un* addr) {
   }
   std::memcpy(addr->sun_path, path.c_str(), path.size());
   return Status::OK();
-}
-
-bool WaitFd(int fd, short events, int timeout_ms) {
-  struct pollfd p = {fd, events, 0};
-  int r;
-  do {
-    r = ::poll(&p, 1, timeout_ms);
-  } while (r < 0 && errno == EINTR);
-  return r > 0;
 }
 
 Status SendMessage(int fd, const google::protobuf::MessageLite& message) {
@@ -72,10 +63,7 @@ Status ReceiveMessage(int fd, google::protobuf::MessageLite* message,
       }
       return Status::OK();
     }
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                          deadline - std::chrono::steady_clock::now())
-                          .count();
-    if (left <= 0 || !WaitFd(fd, POLLIN, static_cast<int>(left))) {
+    if (!WaitFdUntil(fd, false, deadline)) {
       return Status::IOError("admin channel: no answer in time");
     }
     char buf[65536];
@@ -150,7 +138,7 @@ AdminListener::~AdminListener() {
 void AdminListener::Run() {
   NameThisThread("coffer-admin");
   while (!stop_.load()) {
-    if (!WaitFd(fd_, POLLIN, kPollMs)) continue;
+    if (!WaitFd(fd_, false, kPollMs)) continue;
     int conn = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
     if (conn < 0) continue;
     replpb::AdminRequest request;

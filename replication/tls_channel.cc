@@ -9,7 +9,6 @@
 #include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -21,6 +20,8 @@
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+
+#include "replication/fd_wait.h"
 
 namespace coffer {
 
@@ -77,32 +78,6 @@ class ScopedNoSigpipe {
   bool active_ = false;
   bool was_pending_ = false;
 };
-
-// Waits until `fd` is readable (writable) or `deadline` passes, to the
-// nanosecond: poll's whole milliseconds would turn the last fraction of a
-// wait, and all of a 1 ms one, into a busy loop. False on timeout.
-bool WaitFdUntil(int fd, bool write,
-                 std::chrono::steady_clock::time_point deadline) {
-  struct pollfd p = {fd, static_cast<short>(write ? POLLOUT : POLLIN), 0};
-  for (;;) {
-    const int64_t left = std::max<int64_t>(
-        0, std::chrono::duration_cast<std::chrono::nanoseconds>(
-               deadline - std::chrono::steady_clock::now())
-               .count());
-    const struct timespec timeout = {
-        static_cast<time_t>(left / 1000000000),
-        static_cast<long>(left % 1000000000)};
-    const int r = ::ppoll(&p, 1, &timeout, nullptr);
-    if (r >= 0) return r > 0;
-    if (errno != EINTR) return false;
-  }
-}
-
-bool WaitFd(int fd, bool write, int timeout_ms) {
-  return WaitFdUntil(fd, write,
-                     std::chrono::steady_clock::now() +
-                         std::chrono::milliseconds(timeout_ms));
-}
 
 }  // namespace
 

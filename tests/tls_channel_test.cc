@@ -1,6 +1,7 @@
 // Copyright (c) Coffer authors.
 //
-// Mutually authenticated TLS 1.3 replication channels: who is let in.
+// Mutually authenticated TLS 1.3 replication channels: who is let in; the
+// socket waits under them; and the local admin channel's deadlines.
 
 #include "replication/tls_channel.h"
 
@@ -13,6 +14,8 @@
 #include <future>
 #include <thread>
 
+#include "replication/admin_channel.h"
+#include "replication/fd_wait.h"
 #include "tests/testutil.h"
 
 namespace coffer {
@@ -221,6 +224,69 @@ TEST_F(TlsChannelTest, BadMaterialIsNamed) {
   EXPECT_TRUE(ParseAddress("h:1x", &host, &port).IsInvalidArgument());
   ASSERT_OK(ParseAddress("h:443", &host, &port));
   EXPECT_EQ(443, port);
+}
+
+TEST(FdWaitTest, WaitsToTheDeadlineToTheNanosecondAndNoLonger) {
+  int fds[2];
+  ASSERT_EQ(0, ::pipe(fds));
+  using Clock = std::chrono::steady_clock;
+  // Deadlines a fraction of a millisecond past whole ones: rounding them
+  // down to milliseconds returns early (or at once, below 1 ms).
+  for (int us : {300, 1500, 2700}) {
+    const auto deadline = Clock::now() + std::chrono::microseconds(us);
+    EXPECT_FALSE(WaitFdUntil(fds[0], false, deadline)) << us;
+    EXPECT_GE(Clock::now(), deadline) << us;
+  }
+  const auto start = Clock::now();
+  EXPECT_FALSE(WaitFd(fds[0], false, 2));
+  EXPECT_GE(Clock::now() - start, std::chrono::milliseconds(2));
+  // A past deadline still reports what is ready; ready returns at once.
+  EXPECT_FALSE(WaitFdUntil(fds[0], false, Clock::now()));
+  EXPECT_TRUE(WaitFdUntil(fds[1], true, Clock::now()));
+  ASSERT_EQ(1, ::write(fds[1], "x", 1));
+  EXPECT_TRUE(WaitFdUntil(fds[0], false, Clock::now()));
+  EXPECT_TRUE(WaitFd(fds[0], false, 30000));
+  ::close(fds[0]);
+  ::close(fds[1]);
+}
+
+TEST(AdminChannelTest, AnswersAndWaitsItsWholeTimeoutForASlowDaemon) {
+  test::TempDir dir;
+  replpb::AdminRequest request;
+  replpb::AdminResponse response;
+  Status s = AdminCall(dir.path(), request, &response, 1000);
+  EXPECT_TRUE(s.IsNotFound()) << s.ToString();
+
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::unique_ptr<AdminListener> listener;
+  ASSERT_OK(AdminListener::Start(
+      dir.path(),
+      [released](const replpb::AdminRequest& req,
+                 replpb::AdminResponse* resp) {
+        if (req.command() == "slow") released.wait();
+        resp->set_ok(true);
+        resp->set_new_primary(req.actor());
+      },
+      &listener));
+  request.set_command("quick");
+  request.set_actor("ops");
+  ASSERT_OK(AdminCall(dir.path(), request, &response, 30000));
+  EXPECT_TRUE(response.ok());
+  EXPECT_EQ("ops", response.new_primary());
+
+  // A 3 ms timeout is 3 ms, not 2 ms and a fraction rounded down to 2.
+  request.set_command("slow");
+  using Clock = std::chrono::steady_clock;
+  const auto start = Clock::now();
+  s = AdminCall(dir.path(), request, &response, 3);
+  const auto took = Clock::now() - start;
+  EXPECT_TRUE(s.IsIOError()) << s.ToString();
+  EXPECT_NE(std::string::npos, s.ToString().find("no answer in time"))
+      << s.ToString();
+  EXPECT_GE(took, std::chrono::milliseconds(3));
+  release.set_value();
+  listener.reset();
 }
 
 }  // namespace

@@ -1184,10 +1184,10 @@ Status ReplicaServerImpl::ExportRollback(
     WalTailer tailer(db->db());
     uint64_t next = after_seq + 1;
     while (s.ok() && next <= latest) {
-      std::vector<WalBatch> batches;
+      std::vector<CommittedBatch> batches;
       s = tailer.Read(next, size_t{4} << 20, &batches);
       if (s.ok() && batches.empty()) s = Status::NotFound("gap: empty read");
-      for (WalBatch& b : batches) {
+      for (CommittedBatch& b : batches) {
         if (!s.ok()) break;
         BatchSummary summary;
         InspectBatch(b.data, &summary).PermitUncheckedError();

@@ -647,7 +647,7 @@ Status Shipper::ShipTenant(TlsChannel* channel, const std::string& id,
     UpdateUnackedSince(id, streams_[id]);
     return Status::OK();
   }
-  std::vector<WalBatch> batches;
+  std::vector<CommittedBatch> batches;
   bool from_log = false;
   if (slot->commits.Take(next, options_.max_message_bytes, &batches) > 0) {
     hot.gap_next = 0;
@@ -694,12 +694,12 @@ Status Shipper::ShipTenant(TlsChannel* channel, const std::string& id,
   }
   // A batch's commit stamp; Coffer's own records carry none and take the
   // time of the batch before them.
-  auto stamp_of = [](const WalBatch& b) -> uint64_t {
+  auto stamp_of = [](const CommittedBatch& b) -> uint64_t {
     if (b.commit_micros != 0) return b.commit_micros;  // from the queue
     BatchSummary summary;
     return InspectBatch(b.data, &summary).ok() ? summary.commit_micros : 0;
   };
-  auto commit_of = [&last_commit, &stamp_of](const WalBatch& b) {
+  auto commit_of = [&last_commit, &stamp_of](const CommittedBatch& b) {
     if (uint64_t stamp = stamp_of(b); stamp != 0) last_commit = stamp;
     return last_commit;
   };

@@ -25,7 +25,7 @@ bool IsWalGap(const Status& s) {
 }
 
 Status WalTailer::Read(uint64_t next_seq, size_t max_bytes,
-                       std::vector<WalBatch>* out) {
+                       std::vector<CommittedBatch>* out) {
   bool kept = iter_ != nullptr && expected_ == next_seq;
   Status s = ReadOnce(next_seq, max_bytes, out);
   if (kept && IsWalGap(s)) {
@@ -40,7 +40,7 @@ Status WalTailer::Read(uint64_t next_seq, size_t max_bytes,
 }
 
 Status WalTailer::ReadOnce(uint64_t next_seq, size_t max_bytes,
-                           std::vector<WalBatch>* out) {
+                           std::vector<CommittedBatch>* out) {
   // A sequence at or below the latest was written to the log before it was
   // published: from here on, not finding it means it was purged.
   if (next_seq > db_->GetLatestSequenceNumber()) return Status::OK();
@@ -76,7 +76,7 @@ Status WalTailer::ReadOnce(uint64_t next_seq, size_t max_bytes,
       iter_.reset();
       return Gap(expected_, seq);
     }
-    WalBatch b;
+    CommittedBatch b;
     b.first_seq = seq;
     b.count = count;
     b.data = r.writeBatchPtr->Data();

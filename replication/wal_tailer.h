@@ -31,8 +31,6 @@
 
 namespace coffer {
 
-using WalBatch = CommittedBatch;
-
 class WalTailer {
  public:
   // `db` must outlive the tailer; its WAL must be retained long enough
@@ -46,11 +44,12 @@ class WalTailer {
   // data or at the end of the log. An empty result means caught up.
   // Returns Status::NotFound with a message starting "gap:" when the log no
   // longer holds `next_seq` (purged): the consumer must be reseeded.
-  Status Read(uint64_t next_seq, size_t max_bytes, std::vector<WalBatch>* out);
+  Status Read(uint64_t next_seq, size_t max_bytes,
+              std::vector<CommittedBatch>* out);
 
  private:
   Status ReadOnce(uint64_t next_seq, size_t max_bytes,
-                  std::vector<WalBatch>* out);
+                  std::vector<CommittedBatch>* out);
 
   rocksdb::DB* const db_;
   std::unique_ptr<rocksdb::TransactionLogIterator> iter_;

@@ -116,10 +116,10 @@ TEST_F(WalTailerTest, ShipsEveryBatchInOrderAcrossLogSwitches) {
     ASSERT_TRUE(db_->db()->Write(rocksdb::WriteOptions(), &multi).ok());
     Flush();  // a new log file each round
     for (;;) {
-      std::vector<WalBatch> out;
+      std::vector<CommittedBatch> out;
       ASSERT_OK(tailer.Read(next, 64 << 10, &out));
       if (out.empty()) break;
-      for (const WalBatch& b : out) {
+      for (const CommittedBatch& b : out) {
         ASSERT_EQ(next, b.first_seq);
         rocksdb::WriteBatch wb(b.data);
         ASSERT_EQ(b.count, static_cast<uint32_t>(wb.Count()));
@@ -138,7 +138,7 @@ TEST_F(WalTailerTest, PurgedLogIsAGapNeverASkip) {
   Flush();
   for (int i = 50; i < 60; ++i) Put(i);
   WalTailer tailer(db_->db());
-  std::vector<WalBatch> out;
+  std::vector<CommittedBatch> out;
   Status s = tailer.Read(1, 1 << 20, &out);
   EXPECT_TRUE(IsWalGap(s)) << s.ToString();
   EXPECT_TRUE(out.empty()) << "shipped " << out.size()
@@ -152,7 +152,7 @@ TEST_F(WalTailerTest, PurgedLogIsAGapNeverASkip) {
 TEST_F(WalTailerTest, CaughtUpReadsNothingThenContinues) {
   Open(3600);
   WalTailer tailer(db_->db());
-  std::vector<WalBatch> out;
+  std::vector<CommittedBatch> out;
   ASSERT_OK(tailer.Read(1, 1 << 20, &out));
   EXPECT_TRUE(out.empty());
   Put(1);
@@ -195,12 +195,12 @@ TEST_F(WalTailerTest, FollowsConcurrentWritersWithoutSeekingAgain) {
   uint64_t reads = 0;
   for (;;) {
     const bool finished = done.load() == kWriters;
-    std::vector<WalBatch> out;
+    std::vector<CommittedBatch> out;
     ASSERT_OK(tailer.Read(next, 1 << 20, &out));
     ++reads;
     // Let the writers get ahead, so most reads end at a log still growing.
     std::this_thread::sleep_for(std::chrono::microseconds(100));
-    for (const WalBatch& b : out) {
+    for (const CommittedBatch& b : out) {
       ASSERT_EQ(next, b.first_seq);
       next = b.first_seq + b.count;
     }

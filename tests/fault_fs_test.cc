@@ -547,17 +547,12 @@ TEST_F(FaultFsTest, FullDiskFailsClearlyAndRecoversWhenSpaceReturns) {
   EXPECT_TRUE(Contains(s.message(), "disk full")) << s.ToString();
   EXPECT_EQ(GetValue(t.get(), acked.begin()->first), acked.begin()->second);
 
-  // Space returns: writes succeed again with no reopen and no manual step.
+  // Space returns: the very next write succeeds, with no manual step. It
+  // does not wait for RocksDB's own recovery, which is pending here (its
+  // Resume() answers Busy) and looks at the free space every 5 seconds.
   fs_->ClearSpaceBudget();
   const auto start = std::chrono::steady_clock::now();
-  for (;;) {
-    s = t->Put(Synced(), "after", "1");
-    if (s.ok()) break;
-    ASSERT_LT(std::chrono::steady_clock::now() - start,
-              std::chrono::seconds(20))
-        << s.ToString();
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  ASSERT_OK(t->Put(Synced(), "after", "1"));
   const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - start);
   std::printf("writes resumed %lld ms after space returned\n",

@@ -30,6 +30,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev
   python3
+  procps  # ps: the shell tests tell their own live children from reused PIDs
 )
 
 install_packages() {

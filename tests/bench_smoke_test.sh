@@ -11,20 +11,8 @@ source_dir=${2:?usage: bench_smoke_test.sh COFFER_BINARY SOURCE_DIR BUILD_DIR}
 build=${3:?usage: bench_smoke_test.sh COFFER_BINARY SOURCE_DIR BUILD_DIR}
 bench="$build/bench"
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-unset COFFER_DATA COFFER_KEY_FILE COFFER_KEY_DIR
+. "$(dirname "$0")/lib.sh"
 
-failures=0
-checks=0
-check() {  # check DESCRIPTION COMMAND...
-  local what=$1
-  shift
-  checks=$((checks + 1))
-  if ! "$@"; then
-    echo "FAIL: $what" >&2
-    failures=$((failures + 1))
-  fi
-}
 # Runs a python3 snippet on a file; the snippet exits non-zero to fail.
 py_check() {  # py_check DESCRIPTION FILE CODE
   check "$1" python3 -c "$3" "$2"

@@ -6,56 +6,7 @@ set -euo pipefail
 
 coffer=${1:?usage: cli_test.sh COFFER_BINARY [SOURCE_DIR] [BUILD_DIR]}
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-unset COFFER_DATA COFFER_KEY_FILE COFFER_KEY_DIR
-
-checks=0
-failures=0
-fail() {
-  echo "FAIL: $*" >&2
-  failures=$((failures + 1))
-}
-check() {  # check DESCRIPTION COMMAND...: the command must succeed
-  local what=$1
-  shift
-  checks=$((checks + 1))
-  if ! "$@"; then fail "$what"; fi
-}
-
-# run ARGS...: runs coffer; sets rc, and out/err to its stdout/stderr.
-run() {
-  set +e
-  "$coffer" "$@" >"$tmp/out" 2>"$tmp/err" <"${stdin:-/dev/null}"
-  rc=$?
-  set -e
-  out=$(tr -d '\0' <"$tmp/out")
-  err=$(tr -d '\0' <"$tmp/err")
-}
-
-# ok DESCRIPTION ARGS...: coffer ARGS must exit 0.
-ok() {
-  local what=$1
-  shift
-  run "$@"
-  checks=$((checks + 1))
-  if [[ $rc -ne 0 ]]; then fail "$what: exit $rc, stderr: $err"; fi
-}
-
-# fails DESCRIPTION CODE PATTERN ARGS...: coffer ARGS must exit CODE with
-# exactly one line on stderr matching PATTERN (extended regex).
-fails() {
-  local what=$1 code=$2 pattern=$3
-  shift 3
-  run "$@"
-  checks=$((checks + 1))
-  if [[ $rc -ne $code ]]; then
-    fail "$what: exit $rc, want $code; stderr: $err"
-  elif ! grep -Eq -- "$pattern" "$tmp/err"; then
-    fail "$what: stderr does not match /$pattern/: $err"
-  elif [[ $(wc -l <"$tmp/err") -ne 1 || $(wc -c <"$tmp/err") -le 1 ]]; then
-    fail "$what: stderr is not exactly one line: $err"
-  fi
-}
+. "$(dirname "$0")/lib.sh"
 
 # no_key_in_output [KEY_FILE]: the last command printed no bytes of the key in
 # KEY_FILE (default: the cluster's master key $key), raw or hex.
@@ -66,18 +17,6 @@ key = open(sys.argv[1], "rb").read()
 printed = open(sys.argv[2], "rb").read() + open(sys.argv[3], "rb").read()
 sys.exit(1 if key in printed or key.hex().encode() in printed.lower() else 0)
 PY
-}
-
-# json_check DESCRIPTION PYTHON_EXPR: $out must be JSON (checked with
-# python3 -m json.tool) and PYTHON_EXPR, over the parsed value j, true.
-json_check() {
-  checks=$((checks + 1))
-  if ! printf '%s' "$out" | python3 -m json.tool >/dev/null 2>&1; then
-    fail "$1: not JSON: $out"
-  elif ! printf '%s' "$out" |
-    python3 -c "import json, sys; j = json.load(sys.stdin); sys.exit(0 if ($2) else 1)"; then
-    fail "$1: $2 is false for $out"
-  fi
 }
 
 key=$tmp/keys/master.key

@@ -16,6 +16,7 @@
 # replica must converge: caught up, then holding every acknowledged write.
 #
 # Runs for CRASH_LOOP_SECONDS (default 60) or --seconds N; prints a summary.
+# With KEEP_TMP=1 the temporary directory is kept for inspection.
 #
 # Usage: bash tests/crash_loop_test.sh COFFER_BINARY [SOURCE_DIR] [BUILD_DIR]
 #        [--seconds N]
@@ -26,64 +27,7 @@ src=${2:-$(cd "$(dirname "$0")/.." && pwd)}
 seconds=${CRASH_LOOP_SECONDS:-60}
 if [[ ${4:-} == --seconds ]]; then seconds=${5:?--seconds needs a number}; fi
 tmp=$(mktemp -d)
-bg_pids=" "
-cleanup() {
-  local pid
-  {
-    for pid in $bg_pids; do kill -9 "$pid"; done
-    wait
-  } 2>/dev/null
-  if [[ -n ${COFFER_KEEP_TEST_DIRS:-} ]]; then
-    echo "kept $tmp"
-  else
-    rm -rf "$tmp"
-  fi
-}
-trap cleanup EXIT
-unset COFFER_DATA COFFER_KEY_FILE COFFER_KEY_DIR
-
-failures=0
-fail() {
-  echo "FAIL: $*" >&2
-  failures=$((failures + 1))
-}
-
-# run ARGS...: runs coffer; sets rc, and err to its stderr ($tmp/out holds
-# its stdout).
-run() {
-  "$coffer" "$@" >"$tmp/out" 2>"$tmp/err" </dev/null
-  rc=$?
-  err=$(tr -d '\0' <"$tmp/err")
-}
-
-# ok DESCRIPTION ARGS...: coffer ARGS must exit 0.
-ok() {
-  local what=$1
-  shift
-  run "$@"
-  if [[ $rc -ne 0 ]]; then
-    fail "$what: exit $rc, stderr: $err"
-    return 1
-  fi
-}
-
-alive() { kill -0 "$1" 2>/dev/null; }
-started() { bg_pids="$bg_pids$1 "; }
-# reap PID SECONDS: waits up to SECONDS for PID to exit (then kills it);
-# sets reap_rc.
-reap() {
-  local pid=$1 i
-  for ((i = 0; i < $2 * 20; i++)); do
-    alive "$pid" || break
-    sleep 0.05
-  done
-  alive "$pid" && kill -9 "$pid" 2>/dev/null
-  reap_rc=0
-  { wait "$pid" || reap_rc=$?; } 2>/dev/null
-  bg_pids=${bg_pids/ $pid / }
-}
-
-now_micros() { date +%s%6N; }
+. "$(dirname "$0")/lib.sh"
 
 # ---- setup -------------------------------------------------------------------
 
@@ -93,13 +37,16 @@ primary=$tmp/primary
 replica=$tmp/replica
 ack=$tmp/ack.log
 mkdir -p "$tmp/keys"
-ok "keygen" keygen --out "$key" || exit 1
+ok "keygen" keygen --out "$key"
+((rc == 0)) || exit 1
 bash "$src/tools/gen_test_certs.sh" "$certs" c1 c2 >/dev/null 2>&1 ||
   { echo "FAIL: cannot make test certificates" >&2; exit 1; }
 ok "init primary" init --data "$primary" --key-file "$key" --cluster-id c1 \
-  --region eu-west-1 --geography eu || exit 1
+  --region eu-west-1 --geography eu
+((rc == 0)) || exit 1
 ok "init replica" init --data "$replica" --key-file "$key" --cluster-id c2 \
-  --region eu-central-1 --geography eu --replica || exit 1
+  --region eu-central-1 --geography eu --replica
+((rc == 0)) || exit 1
 # A writer killed before it opens the ack log has acknowledged nothing; the
 # empty log says so to `coffer verify`, which refuses a missing one.
 : >"$ack"
@@ -159,10 +106,11 @@ in_rotation() {
 # check_primary: the invariants after a kill (see the top of this file).
 check_primary() {
   local what=$1
-  ok "$what: audit verify" audit verify --data "$primary" --key-file "$key" ||
-    return
-  if ok "$what: every acknowledged write present" verify --data "$primary" \
-    --key-file "$key" --ack-log "$ack" --expect-complete --json; then
+  ok "$what: audit verify" audit verify --data "$primary" --key-file "$key"
+  ((rc == 0)) || return
+  ok "$what: every acknowledged write present" verify --data "$primary" \
+    --key-file "$key" --ack-log "$ack" --expect-complete --json
+  if ((rc == 0)); then
     verified=$((verified + $(python3 -c \
       'import json,sys; print(json.load(open(sys.argv[1]))["present"])' \
       "$tmp/out")))
@@ -170,10 +118,12 @@ check_primary() {
     head -20 "$tmp/out" >&2
   fi
   ok "$what: tenant list" tenant list --data "$primary" --key-file "$key" \
-    --json || return
+    --json
+  ((rc == 0)) || return
   cp "$tmp/out" "$tmp/tenants.json"
   ok "$what: key status" key status --data "$primary" --key-file "$key" \
-    --json || return
+    --json
+  ((rc == 0)) || return
   cp "$tmp/out" "$tmp/keys.json"
   python3 - "$primary" "$tmp/tenants.json" "$tmp/keys.json" <<'PY' ||
 import json, os, struct, sys
@@ -288,9 +238,10 @@ converge() {
   # The replica daemon holds its directory: stop it to verify, then restart.
   kill -TERM "$rep_pid" 2>/dev/null
   reap "$rep_pid" 20
-  if ok "$what: the replica holds every acknowledged write" verify \
+  ok "$what: the replica holds every acknowledged write" verify \
     --data "$replica" --key-file "$key" --ack-log "$ack" --expect-complete \
-    --json; then
+    --json
+  if ((rc == 0)); then
     converged=$((converged + 1))
   else
     head -20 "$tmp/out" >&2

@@ -26,107 +26,7 @@ set -euo pipefail
 coffer=${1:?usage: failover_test.sh COFFER_BINARY [SOURCE_DIR] [BUILD_DIR]}
 src=${2:-$(cd "$(dirname "$0")/.." && pwd)}
 tmp=$(mktemp -d)
-unset COFFER_DATA COFFER_KEY_FILE COFFER_KEY_DIR
-
-bg_pids=" "  # background processes still to be waited for
-# alive PID: PID runs and is a child of this script (a PID of ours that the
-# shell already reaped may since have been reused by an unrelated process).
-alive() {
-  local ppid_stat
-  ppid_stat=$(ps -o ppid=,stat= -p "$1" 2>/dev/null) || return 1
-  read -r -a ppid_stat <<<"$ppid_stat"
-  [[ ${ppid_stat[0]} == "$$" && ${ppid_stat[1]} != Z* ]]
-}
-cleanup() {
-  local pid
-  for pid in $bg_pids; do
-    alive "$pid" && { kill -CONT "$pid"; kill -9 "$pid"; } 2>/dev/null || true
-  done
-  for pid in $bg_pids; do wait "$pid" 2>/dev/null || true; done
-  if [[ -n ${KEEP_TMP:-} ]]; then echo "kept $tmp" >&2; else rm -rf "$tmp"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-checks=0
-failures=0
-exec 3>&2  # failures go here even while stderr is silenced (see stop)
-pass() { echo "PASS: $*"; }
-fail() {
-  echo "FAIL: $*" >&3
-  failures=$((failures + 1))
-}
-check() {  # check DESCRIPTION COMMAND...: the command must succeed
-  local what=$1
-  shift
-  checks=$((checks + 1))
-  if "$@"; then pass "$what"; else fail "$what"; fi
-}
-
-# run ARGS...: runs coffer; sets rc, and out/err to its stdout/stderr.
-run() {
-  set +e
-  "$coffer" "$@" >"$tmp/out" 2>"$tmp/err" </dev/null
-  rc=$?
-  set -e
-  out=$(tr -d '\0' <"$tmp/out")
-  err=$(tr -d '\0' <"$tmp/err")
-}
-
-# ok DESCRIPTION ARGS...: coffer ARGS must exit 0.
-ok() {
-  local what=$1
-  shift
-  run "$@"
-  checks=$((checks + 1))
-  if [[ $rc -eq 0 ]]; then pass "$what"; else fail "$what: exit $rc, stderr: $err"; fi
-}
-
-# fails DESCRIPTION CODE PATTERN ARGS...: coffer ARGS must exit CODE with
-# exactly one line on stderr, matching PATTERN (extended regex).
-fails() {
-  local what=$1 code=$2 pattern=$3
-  shift 3
-  run "$@"
-  checks=$((checks + 1))
-  if [[ $rc -ne $code ]]; then
-    fail "$what: exit $rc, want $code; stderr: $err"
-  elif ! grep -Eq -- "$pattern" "$tmp/err"; then
-    fail "$what: stderr does not match /$pattern/: $err"
-  elif [[ $(wc -l <"$tmp/err") -ne 1 ]]; then
-    fail "$what: stderr is not exactly one line: $err"
-  else
-    pass "$what"
-  fi
-}
-
-# json_check DESCRIPTION FILE PYTHON_EXPR: FILE must hold JSON and
-# PYTHON_EXPR, over the parsed value j, be true.
-json_check() {
-  checks=$((checks + 1))
-  if ! python3 -c 'import json, sys; json.load(open(sys.argv[1]))' "$2" \
-    2>/dev/null; then
-    fail "$1: not JSON: $(head -c 400 "$2")"
-  elif ! python3 -c "import json, sys; j = json.load(open(sys.argv[1])); \
-sys.exit(0 if ($3) else 1)" "$2"; then
-    fail "$1: $3 is false for $(head -c 1500 "$2")"
-  else
-    pass "$1"
-  fi
-}
-
-# count PATTERN FILE: prints how many lines of FILE match PATTERN (ERE).
-count() {
-  local n
-  n=$(grep -cE -- "$1" "$2" 2>/dev/null) || true
-  echo "${n:-0}"
-}
-
-# last_n ACK_LOG TENANT: the highest n of TENANT in ACK_LOG.
-last_n() {
-  [[ -f $1 ]] || { echo 0; return; }
-  awk -v t="$2" '$1 == t && $2 > m { m = $2 } END { print m + 0 }' "$1"
-}
+. "$(dirname "$0")/lib.sh"
 
 # json_get FILE PYTHON_EXPR: prints PYTHON_EXPR over the JSON in FILE (j).
 # (prints 0 if that fails, so that the script goes on to report it).
@@ -135,92 +35,7 @@ json_get() {
     "$1" 2>/dev/null || echo 0
 }
 
-# expected_value TENANT N SIZE: the value workload writes, computed here from
-# the formula documented in tools/workload_format.h, not by the tool.
-expected_value() {
-  python3 - "$@" <<'PY'
-import sys
-tenant, n, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-mask = (1 << 64) - 1
-header = f"{tenant}|{n}|{size}|".encode()
-h = 0xcbf29ce484222325
-for b in header:
-    h = ((h ^ b) * 0x100000001b3) & mask
-state, out = h, bytearray(header)
-alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-while len(out) < size:
-    state = (state + 0x9e3779b97f4a7c15) & mask
-    z = state
-    z = ((z ^ (z >> 30)) * 0xbf58476d1ce4e5b9) & mask
-    z = ((z ^ (z >> 27)) * 0x94d049bb133111eb) & mask
-    z ^= z >> 31
-    for i in range(8):
-        if len(out) < size:
-            out.append(alphabet[(z >> (8 * i)) & 63])
-sys.stdout.buffer.write(bytes(out))
-PY
-}
-
-# no_file_contains DIR NEEDLE_FILE...: no file under DIR holds the bytes of
-# any NEEDLE_FILE.
-no_file_contains() {
-  python3 - "$@" <<'PY'
-import os, sys
-needles = [open(p, "rb").read() for p in sys.argv[2:]]
-for root, _, files in os.walk(sys.argv[1]):
-    for name in files:
-        data = open(os.path.join(root, name), "rb").read()
-        for needle in needles:
-            if needle in data:
-                sys.exit(f"{os.path.join(root, name)} holds {needle[:40]!r}")
-PY
-}
-
-now_micros() { date +%s%6N; }
-
 # ---- background processes ------------------------------------------------------
-
-started() { bg_pids="$bg_pids$1 "; }
-
-# reap PID SECONDS: waits (without signalling) until PID exits and reaps it;
-# sets reap_rc to its exit status. A process still running after SECONDS is
-# a failure, and is then killed (reap_rc is then 137).
-reap() {
-  local pid=$1 i
-  for ((i = 0; i < $2 * 10; i++)); do
-    alive "$pid" || break
-    sleep 0.1
-  done
-  if alive "$pid"; then
-    fail "process $pid still runs after $2 s; killing it"
-    kill -CONT "$pid" 2>/dev/null || true
-    kill -9 "$pid" 2>/dev/null || true
-  fi
-  reap_rc=0
-  wait "$pid" 2>/dev/null || reap_rc=$?
-  bg_pids=${bg_pids/ $pid / }
-}
-
-# stop PID [SIGNAL]: sends SIGNAL (default TERM) and reaps PID within 15 s;
-# sets stop_rc to its exit status.
-stop() {
-  {  # (without bash's notice of a job killed by a signal)
-    alive "$1" && kill -"${2:-TERM}" "$1" || true
-    reap "$1" 15
-  } 2>/dev/null
-  stop_rc=$reap_rc
-}
-
-# wait_file FILE PID SECONDS: waits until FILE exists while PID runs.
-wait_file() {
-  local file=$1 pid=$2 i
-  for ((i = 0; i < $3 * 20; i++)); do
-    [[ -s $file ]] && return 0
-    alive "$pid" || return 1
-    sleep 0.05
-  done
-  return 1
-}
 
 # wait_lines FILE N SECONDS: waits until FILE has at least N lines.
 wait_lines() {
@@ -399,13 +214,13 @@ reap "$rep_pid" 15
 check "the daemon exits 0 after the promotion" test "$reap_rc" = 0
 check "the daemon log says it was promoted and exits" \
   grep -q "promoted to primary at epoch 2; exiting" "$tmp/r1.log"
-json_check "the receipt: via the daemon, c1 -> c2, epoch 1 -> 2, 4 tenants" \
+json_file_check "the receipt: via the daemon, c1 -> c2, epoch 1 -> 2, 4 tenants" \
   "$tmp/receipt1.json" \
   'j["via"] == "daemon" and j["cluster_id"] == "c2" and j["former_primary"] == "c1" and j["old_epoch"] == 1 and j["new_epoch"] == 2 and [t["tenant"] for t in j["tenants"]] == ["wl-000", "wl-001", "wl-002", "wl-003"] and all(t["promoted_at_seq"] > 0 and t["primary_seq_heard"] >= t["promoted_at_seq"] and t["writes_beyond"] == t["primary_seq_heard"] - t["promoted_at_seq"] for t in j["tenants"]) and j["writes_beyond"] == sum(t["writes_beyond"] for t in j["tenants"])'
 ok "verify r1 against the primary's ack log" verify --data "$r1" \
   --key-file "$key" --ack-log "$a1" --json
 cp "$tmp/out" "$tmp/verify1.json"
-json_check "r1 holds a prefix of every tenant: no wrong value, no hole" \
+json_file_check "r1 holds a prefix of every tenant: no wrong value, no hole" \
   "$tmp/verify1.json" 'j["wrong_values"] == 0 and j["holes"] == 0'
 check "per tenant present == promoted_at_seq, missing >= writes_beyond" \
   receipt_matches "$tmp/receipt1.json" "$tmp/verify1.json"
@@ -421,7 +236,7 @@ ok "audit show on r1" audit show --data "$r1" --key-file "$key"
 check "r1's audit trail records replication.promote" \
   grep -q "replication.promote .*OK" "$tmp/out"
 ok "stats of r1" stats --data "$r1" --key-file "$key" --json
-json_check "r1 is a primary at epoch 2" "$tmp/out" \
+json_file_check "r1 is a primary at epoch 2" "$tmp/out" \
   'j["cluster"]["role"] == "primary" and j["cluster"]["epoch"] == 2'
 ok "the promoted cluster takes writes" put --data "$r1" --key-file "$key" \
   --tenant wl-000 after/promote yes
@@ -446,12 +261,12 @@ fails "promote without a daemon and without --key-file" 1 "--key-file" \
   promote --data "$r2"
 ok "stats after the refused promotion" stats --data "$r2" --key-file "$key" \
   --json
-json_check "r2 is still a replica at epoch 1" "$tmp/out" \
+json_file_check "r2 is still a replica at epoch 1" "$tmp/out" \
   'j["cluster"]["role"] == "replica" and j["cluster"]["epoch"] == 1'
 ok "offline promote with --key-file" promote --data "$r2" --key-file "$key" \
   --json
 cp "$tmp/out" "$tmp/receipt2.json"
-json_check "the receipt says offline, epoch 1 -> 2, 3 tenants" \
+json_file_check "the receipt says offline, epoch 1 -> 2, 3 tenants" \
   "$tmp/receipt2.json" \
   'j["via"] == "offline" and j["old_epoch"] == 1 and j["new_epoch"] == 2 and len(j["tenants"]) == 3'
 ok "verify r2" verify --data "$r2" --key-file "$key" --ack-log "$a2" --json
@@ -482,7 +297,7 @@ check "the responder logs the refusal of the stale primary" \
 ok "replication status of p1" replication status --data "$p1"
 check "p1's status shows FENCED" grep -q "^FENCED: .*'c2' is the primary at epoch 2" "$tmp/out"
 ok "replication status --json of p1" replication status --data "$p1" --json
-json_check "p1's status names the fencing cluster and epoch" "$tmp/out" \
+json_file_check "p1's status names the fencing cluster and epoch" "$tmp/out" \
   'j["fenced_by"] == "c2" and j["fenced_by_epoch"] == 2 and j["epoch"] == 1'
 fails "put on the fenced old primary" 1 "Fenced" put --data "$p1" \
   --key-file "$key" --tenant wl-000 k v
@@ -569,7 +384,7 @@ done
 ok "rejoin p4 as a replica of c2" rejoin --data "$p4" --key-file "$key" \
   --primary-id c2
 ok "stats of p4 after rejoin" stats --data "$p4" --key-file "$key" --json
-json_check "p4 is a replica" "$tmp/out" 'j["cluster"]["role"] == "replica"'
+json_file_check "p4 is a replica" "$tmp/out" 'j["cluster"]["role"] == "replica"'
 start_replica "$p4" c1 "$tmp/p4.log"
 p4_pid=$rep_pid p4_port=$rep_port
 # The new primary continues the history as of the fork: its ack log starts
@@ -592,12 +407,12 @@ stop "$p4_pid"
 check "p4's replica daemon exits 0 on SIGTERM" test "$stop_rc" = 0
 ok "rollback show --json on p4" rollback show --data "$p4" --json
 cp "$tmp/out" "$tmp/rollback4.json"
-json_check "rollback files exactly for the divergent tenants ($divergent)" \
+json_file_check "rollback files exactly for the divergent tenants ($divergent)" \
   "$tmp/rollback4.json" \
   "sorted(f['tenant'] for f in j) == '$divergent'.split() and all(f['new_primary'] == 'c2' and f['epoch'] == 2 and f['kind'] == 'batches' for f in j)"
 # (A write the killed primary made but never acknowledged, rewritten by the
 # partitioned workload, takes one more sequence.)
-json_check "wl-000's rollback file starts at its fork ($fork0) and ends at $last0" \
+json_file_check "wl-000's rollback file starts at its fork ($fork0) and ends at $last0" \
   "$tmp/rollback4.json" \
   "[(f['fork_seq'], f['local_latest_seq'] in ($last0, $last0 + 1)) for f in j if f['tenant'] == 'wl-000'] == [($fork0, True)]"
 latest0=$(json_get "$tmp/rollback4.json" "[f['local_latest_seq'] for f in j if f['tenant'] == 'wl-000'][0]")
@@ -677,7 +492,7 @@ ok "promote r5 through its daemon" promote --data "$r5" --json
 cp "$tmp/out" "$tmp/receipt5.json"
 reap "$r5_pid" 15
 check "r5's daemon exits 0 after the promotion" test "$reap_rc" = 0
-json_check "nothing was beyond the promotion point" "$tmp/receipt5.json" \
+json_file_check "nothing was beyond the promotion point" "$tmp/receipt5.json" \
   'j["writes_beyond"] == 0 and all(t["writes_beyond"] == 0 for t in j["tenants"])'
 ok "verify r5: zero loss" verify --data "$r5" --key-file "$key" \
   --ack-log "$a5" --expect-complete
@@ -717,7 +532,7 @@ check "the primary ships to the replica" wait_connected "$p6" 15
 sleep 1.5
 ok "switchover of p6" switchover --data "$p6" --json
 cp "$tmp/out" "$tmp/switchover6.json"
-json_check "the switchover report: c2 at epoch 2, 3 tenants" \
+json_file_check "the switchover report: c2 at epoch 2, 3 tenants" \
   "$tmp/switchover6.json" \
   'j["new_primary"] == "c2" and j["new_epoch"] == 2 and j["tenants"] == 3 and j["write_pause_micros"] > 0'
 reap "$p6_wl" 15
@@ -799,7 +614,7 @@ else
     "no process running the primary" switchover --data "$p7"
 fi
 ok "stats of r7" stats --data "$r7" --key-file "$key" --json
-json_check "r7 is still a replica at epoch 1" "$tmp/out" \
+json_file_check "r7 is still a replica at epoch 1" "$tmp/out" \
   'j["cluster"]["role"] == "replica" and j["cluster"]["epoch"] == 1'
 fails "r7 refuses writes" 1 "ReadOnly" put --data "$r7" --key-file "$key" \
   --tenant wl-000 k v
@@ -854,10 +669,10 @@ check "p7's audit: switchover begun, failed, then done" \
   grep -Ezq "replication.switchover_begin .*replication.switchover +cluster:c2 +IOError.*replication.switchover_done" \
   "$tmp/out"
 ok "stats of r7 after the completion" stats --data "$r7" --key-file "$key" --json
-json_check "r7 is the primary at epoch 2" "$tmp/out" \
+json_file_check "r7 is the primary at epoch 2" "$tmp/out" \
   'j["cluster"]["role"] == "primary" and j["cluster"]["epoch"] == 2'
 ok "stats of p7 after the completion" stats --data "$p7" --key-file "$key" --json
-json_check "p7 is its replica at epoch 2" "$tmp/out" \
+json_file_check "p7 is its replica at epoch 2" "$tmp/out" \
   'j["cluster"]["role"] == "replica" and j["cluster"]["epoch"] == 2'
 ok "verify r7: nothing acknowledged was lost" verify --data "$r7" \
   --key-file "$key" --ack-log "$a7" --expect-complete
@@ -938,7 +753,7 @@ check "p9 took no acknowledged write after the switchover began" \
 ok "verify r9: nothing acknowledged was lost" verify --data "$r9" \
   --key-file "$key" --ack-log "$a9" --expect-complete
 ok "stats of p9" stats --data "$p9" --key-file "$key" --json
-json_check "p9 is a replica at epoch 2" "$tmp/out" \
+json_file_check "p9 is a replica at epoch 2" "$tmp/out" \
   'j["cluster"]["role"] == "replica" and j["cluster"]["epoch"] == 2'
 ok "put on r9: the one writable primary" put --data "$r9" --key-file "$key" \
   --tenant wl-000 k v

@@ -18,102 +18,7 @@ set -euo pipefail
 coffer=${1:?usage: replication_e2e_test.sh COFFER_BINARY [SOURCE_DIR] [BUILD_DIR]}
 src=${2:-$(cd "$(dirname "$0")/.." && pwd)}
 tmp=$(mktemp -d)
-unset COFFER_DATA COFFER_KEY_FILE COFFER_KEY_DIR
-
-bg_pids=" "  # background processes still to be waited for
-# alive PID: PID runs and is a child of this script (a PID of ours that the
-# shell already reaped may since have been reused by an unrelated process).
-alive() {
-  local ppid_stat
-  ppid_stat=$(ps -o ppid=,stat= -p "$1" 2>/dev/null) || return 1
-  read -r -a ppid_stat <<<"$ppid_stat"
-  [[ ${ppid_stat[0]} == "$$" && ${ppid_stat[1]} != Z* ]]
-}
-cleanup() {
-  local pid
-  for pid in $bg_pids; do
-    if alive "$pid"; then kill -9 "$pid" 2>/dev/null || true; fi
-  done
-  for pid in $bg_pids; do wait "$pid" 2>/dev/null || true; done
-  if [[ -n ${KEEP_TMP:-} ]]; then echo "kept $tmp" >&2; else rm -rf "$tmp"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-checks=0
-failures=0
-pass() {
-  echo "PASS: $*"
-}
-fail() {
-  echo "FAIL: $*" >&2
-  failures=$((failures + 1))
-}
-check() {  # check DESCRIPTION COMMAND...: the command must succeed
-  local what=$1
-  shift
-  checks=$((checks + 1))
-  if "$@"; then pass "$what"; else fail "$what"; fi
-}
-
-# run ARGS...: runs coffer; sets rc, and out/err to its stdout/stderr.
-run() {
-  set +e
-  "$coffer" "$@" >"$tmp/out" 2>"$tmp/err" </dev/null
-  rc=$?
-  set -e
-  out=$(tr -d '\0' <"$tmp/out")
-  err=$(tr -d '\0' <"$tmp/err")
-}
-
-# ok DESCRIPTION ARGS...: coffer ARGS must exit 0.
-ok() {
-  local what=$1
-  shift
-  run "$@"
-  checks=$((checks + 1))
-  if [[ $rc -eq 0 ]]; then pass "$what"; else fail "$what: exit $rc, stderr: $err"; fi
-}
-
-# fails DESCRIPTION CODE PATTERN ARGS...: coffer ARGS must exit CODE with
-# stderr matching PATTERN (extended regex).
-fails() {
-  local what=$1 code=$2 pattern=$3
-  shift 3
-  run "$@"
-  checks=$((checks + 1))
-  if [[ $rc -ne $code ]]; then
-    fail "$what: exit $rc, want $code; stderr: $err"
-  elif ! grep -Eq -- "$pattern" "$tmp/err"; then
-    fail "$what: stderr does not match /$pattern/: $err"
-  else
-    pass "$what"
-  fi
-}
-
-# json_check DESCRIPTION FILE PYTHON_EXPR: FILE must hold JSON and
-# PYTHON_EXPR, over the parsed value j, be true.
-json_check() {
-  checks=$((checks + 1))
-  if ! python3 -c 'import json, sys; json.load(open(sys.argv[1]))' "$2" \
-    2>/dev/null; then
-    fail "$1: not JSON: $(head -c 400 "$2")"
-  elif ! python3 -c "import json, sys; j = json.load(open(sys.argv[1])); \
-sys.exit(0 if ($3) else 1)" "$2"; then
-    fail "$1: $3 is false for $(head -c 1500 "$2")"
-  else
-    pass "$1"
-  fi
-}
-
-# count PATTERN FILE: prints how many lines of FILE match PATTERN (ERE).
-count() {
-  local n
-  n=$(grep -cE -- "$1" "$2" 2>/dev/null) || true
-  echo "${n:-0}"
-}
-
-now_micros() { date +%s%6N; }
+. "$(dirname "$0")/lib.sh"
 
 # as_of FILE: the as_of_unix_micros of the status JSON in FILE (0 if none).
 as_of() {
@@ -123,38 +28,6 @@ print(json.load(open(sys.argv[1]))["as_of_unix_micros"])' "$1" 2>/dev/null ||
 }
 
 # ---- background processes ----------------------------------------------------
-
-started() { bg_pids="$bg_pids$1 "; }
-
-# stop PID [SIGNAL]: sends SIGNAL (default TERM) and reaps PID; sets
-# stop_rc to its exit status. A process that outlives SIGTERM by 15 s is a
-# failure, and is then killed.
-stop() {
-  local pid=$1 sig=${2:-TERM} i
-  if alive "$pid"; then kill -"$sig" "$pid" 2>/dev/null || true; fi
-  for ((i = 0; i < 150; i++)); do
-    alive "$pid" || break
-    sleep 0.1
-  done
-  if alive "$pid"; then
-    fail "process $pid still runs 15 s after SIG$sig; killing it"
-    kill -9 "$pid" 2>/dev/null || true
-  fi
-  stop_rc=0
-  wait "$pid" 2>/dev/null || stop_rc=$?
-  bg_pids=${bg_pids/ $pid / }
-}
-
-# wait_file FILE PID SECONDS: waits until FILE exists while PID runs.
-wait_file() {
-  local file=$1 pid=$2 i
-  for ((i = 0; i < $3 * 20; i++)); do
-    [[ -s $file ]] && return 0
-    alive "$pid" || return 1
-    sleep 0.05
-  done
-  return 1
-}
 
 # wait_log FILE PATTERN SECONDS [N]: waits until at least N (default 1)
 # lines of FILE match PATTERN.
@@ -371,7 +244,7 @@ verify_both() {
   else
     fail "$1: verify --expect-complete on the replica: exit $rc: $err $(head -c 600 "$tmp/out")"
   fi
-  json_check "$1: the replica has every acked write, right values, no holes" \
+  json_file_check "$1: the replica has every acked write, right values, no holes" \
     "$tmp/verify.replica.json" \
     'j["ok"] and j["missing"] == j["wrong_values"] == j["holes"] == 0 and
      j["present"] == j["acked"] > 0'
@@ -440,7 +313,7 @@ ok "init the primary c1" init --data "$primary" --key-file "$key" \
 ok "init the replica c2" init --data "$replica" --key-file "$key" \
   --cluster-id c2 --region eu-central-1 --geography eu --replica
 
-# caught_up_expr ROLE PEER: json_check's test of a caught-up status of ROLE,
+# caught_up_expr ROLE PEER: json_file_check's test of a caught-up status of ROLE,
 # connected to PEER, with the 4 workload tenants at lag 0.
 caught_up_expr() {
   echo "j['role'] == '$1' and j['connection'] == 'connected' and
@@ -458,19 +331,19 @@ load "$port"
 sleep 2
 check "under load the replica acknowledges the primary's writes (within 20 s)" \
   backlog_shipped "$primary" 20
-json_check "... keeping up: lag below 1 s for every tenant" "$tmp/status.json" \
+json_file_check "... keeping up: lag below 1 s for every tenant" "$tmp/status.json" \
   'len(j["tenants"]) == 4 and all(t["lag_seconds"] < 1 for t in j["tenants"])'
 check "the primary reports caught up under load (within 20 s)" \
   caught_up "$primary" 20 "$wl_started"
 cp "$tmp/status.json" "$tmp/primary.json" || true
-json_check "the primary's status: caught up, 4 tenants, lag 0" \
+json_file_check "the primary's status: caught up, 4 tenants, lag 0" \
   "$tmp/primary.json" "$(caught_up_expr primary c2)"
 check "the primary's lag_seconds print as 0.000" \
   test "$(grep -o '"lag_seconds":0.000,' "$tmp/primary.json" | wc -l)" = 4
 check "the replica catches up under load (within 20 s)" \
   caught_up "$replica" 20 "$(as_of "$tmp/primary.json")"
 cp "$tmp/status.json" "$tmp/replica.json" || true
-json_check "the replica's status: caught up, 4 tenants, lag 0" \
+json_file_check "the replica's status: caught up, 4 tenants, lag 0" \
   "$tmp/replica.json" "$(caught_up_expr replica c1)"
 check "the replica's lag_seconds print as 0.000" \
   test "$(grep -o '"lag_seconds":0.000,' "$tmp/replica.json" | wc -l)" = 4
@@ -506,7 +379,7 @@ start_replica "$replica" c2 "$rlog" "127.0.0.1:$port"
 check "the restarted replica listens on the same port" test "$rep_port" = "$port"
 check "the primary reconnects and ships its backlog under load (within 20 s)" \
   backlog_shipped "$primary" 20
-json_check "no reseed was needed: the primary resumed from the replica's position" \
+json_file_check "no reseed was needed: the primary resumed from the replica's position" \
   "$tmp/status.json" 'j["reseeds"] == 0 and j["connects"] >= 2'
 stop "$wl_pid"
 ship_all "$port" compare

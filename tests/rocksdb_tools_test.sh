@@ -10,20 +10,7 @@ coffer=${1:?usage: rocksdb_tools_test.sh COFFER_BINARY SOURCE_DIR BUILD_DIR}
 build=${3:?usage: rocksdb_tools_test.sh COFFER_BINARY SOURCE_DIR BUILD_DIR}
 plugin="$build/libcoffer_rocksdb.so"
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-unset COFFER_DATA COFFER_KEY_FILE COFFER_KEY_DIR
-
-failures=0
-checks=0
-check() {  # check DESCRIPTION COMMAND...
-  local what=$1
-  shift
-  checks=$((checks + 1))
-  if ! "$@"; then
-    echo "FAIL: $what" >&2
-    failures=$((failures + 1))
-  fi
-}
+. "$(dirname "$0")/lib.sh"
 
 for tool in ldb sst_dump db_bench; do
   command -v "$tool" >/dev/null || { echo "missing $tool (rocksdb-tools)"; exit 1; }

@@ -8,69 +8,7 @@ set -euo pipefail
 
 coffer=${1:?usage: workload_test.sh COFFER_BINARY [SOURCE_DIR] [BUILD_DIR]}
 tmp=$(mktemp -d)
-bg=""  # a workload running in the background, killed on exit
-trap '[[ -n $bg ]] && kill -9 "$bg" 2>/dev/null; rm -rf "$tmp"' EXIT
-unset COFFER_DATA COFFER_KEY_FILE COFFER_KEY_DIR
-
-checks=0
-failures=0
-fail() {
-  echo "FAIL: $*" >&2
-  failures=$((failures + 1))
-}
-check() {  # check DESCRIPTION COMMAND...: the command must succeed
-  local what=$1
-  shift
-  checks=$((checks + 1))
-  if ! "$@"; then fail "$what"; fi
-}
-
-# run ARGS...: runs coffer; sets rc, and out/err to its stdout/stderr.
-run() {
-  set +e
-  "$coffer" "$@" >"$tmp/out" 2>"$tmp/err" <"${stdin:-/dev/null}"
-  rc=$?
-  set -e
-  out=$(tr -d '\0' <"$tmp/out")
-  err=$(tr -d '\0' <"$tmp/err")
-}
-
-# ok DESCRIPTION ARGS...: coffer ARGS must exit 0.
-ok() {
-  local what=$1
-  shift
-  run "$@"
-  checks=$((checks + 1))
-  if [[ $rc -ne 0 ]]; then fail "$what: exit $rc, stderr: $err"; fi
-}
-
-# fails DESCRIPTION CODE PATTERN ARGS...: coffer ARGS must exit CODE with
-# exactly one line on stderr matching PATTERN (extended regex).
-fails() {
-  local what=$1 code=$2 pattern=$3
-  shift 3
-  run "$@"
-  checks=$((checks + 1))
-  if [[ $rc -ne $code ]]; then
-    fail "$what: exit $rc, want $code; stderr: $err"
-  elif ! grep -Eq -- "$pattern" "$tmp/err"; then
-    fail "$what: stderr does not match /$pattern/: $err"
-  elif [[ $(wc -l <"$tmp/err") -ne 1 || $(wc -c <"$tmp/err") -le 1 ]]; then
-    fail "$what: stderr is not exactly one line: $err"
-  fi
-}
-
-# json_check DESCRIPTION PYTHON_EXPR: $out must be JSON and PYTHON_EXPR, over
-# the parsed value j, true.
-json_check() {
-  checks=$((checks + 1))
-  if ! printf '%s' "$out" | python3 -m json.tool >/dev/null 2>&1; then
-    fail "$1: not JSON: $out"
-  elif ! printf '%s' "$out" |
-    python3 -c "import json, sys; j = json.load(sys.stdin); sys.exit(0 if ($2) else 1)"; then
-    fail "$1: $2 is false for $out"
-  fi
-}
+. "$(dirname "$0")/lib.sh"
 
 # contiguous ACK_LOG: every tenant's lines are 1, 2, 3, ... in order (true of
 # a log only workload wrote, with its torn last line, if any, cut off).
@@ -95,52 +33,6 @@ wait_for_lines() {
     sleep 0.1
   done
   return 1
-}
-
-# last_n ACK_LOG TENANT: the highest n of TENANT in ACK_LOG.
-last_n() {
-  awk -v t="$2" '$1 == t && $2 > m { m = $2 } END { print m + 0 }' "$1"
-}
-
-# expected_value TENANT N SIZE: the value workload writes, computed here from
-# the formula documented in tools/workload_format.h, not by the tool.
-expected_value() {
-  python3 - "$@" <<'PY'
-import sys
-tenant, n, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-mask = (1 << 64) - 1
-header = f"{tenant}|{n}|{size}|".encode()
-h = 0xcbf29ce484222325
-for b in header:
-    h = ((h ^ b) * 0x100000001b3) & mask
-state, out = h, bytearray(header)
-alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-while len(out) < size:
-    state = (state + 0x9e3779b97f4a7c15) & mask
-    z = state
-    z = ((z ^ (z >> 30)) * 0xbf58476d1ce4e5b9) & mask
-    z = ((z ^ (z >> 27)) * 0x94d049bb133111eb) & mask
-    z ^= z >> 31
-    for i in range(8):
-        if len(out) < size:
-            out.append(alphabet[(z >> (8 * i)) & 63])
-sys.stdout.buffer.write(bytes(out))
-PY
-}
-
-# no_file_contains DIR NEEDLE_FILE...: no file under DIR holds the bytes of
-# any NEEDLE_FILE.
-no_file_contains() {
-  python3 - "$@" <<'PY'
-import os, sys
-needles = [open(p, "rb").read() for p in sys.argv[2:]]
-for root, _, files in os.walk(sys.argv[1]):
-    for name in files:
-        data = open(os.path.join(root, name), "rb").read()
-        for needle in needles:
-            if needle in data:
-                sys.exit(f"{os.path.join(root, name)} holds {needle[:40]!r}")
-PY
 }
 
 key=$tmp/master.key
@@ -256,6 +148,7 @@ ok "verify the big log" verify "${c[@]}" --ack-log "$biglog" --expect-complete
 "$coffer" "${w[@]}" --tenants 3 --rate 200 --duration 0 >"$tmp/bg.out" \
   2>"$tmp/bg.err" &
 bg=$!
+started "$bg"
 check "the background workload writes" wait_for_lines "$log"
 fails "verify while a workload holds the cluster" 1 "Busy" \
   verify "${c[@]}" --ack-log "$log"
@@ -264,13 +157,8 @@ ok "init a second cluster" init --data "$tmp/data2" --key-file "$key" \
 fails "a second workload on the same ack log" 1 \
   "Busy: ack log .* is in use by another workload" workload --data "$tmp/data2" \
   --key-file "$key" --ack-log "$log" --tenants 1 --rate 1 --duration 1
-kill -TERM "$bg"
-set +e
-wait "$bg"
-rc=$?
-set -e
-bg=""
-check "SIGTERM stops the workload with status 0" test "$rc" -eq 0
+stop "$bg" TERM
+check "SIGTERM stops the workload with status 0" test "$stop_rc" -eq 0
 check "SIGTERM: the summary says so" grep -q "^stopped by: *SIGTERM$" "$tmp/bg.out"
 check "SIGTERM: nothing on stderr" test ! -s "$tmp/bg.err"
 check "the log is contiguous after SIGTERM" contiguous "$log"
@@ -284,11 +172,10 @@ ok "verify after SIGTERM" verify "${c[@]}" --ack-log "$log" --expect-complete
 # "extra", which verify allows.
 "$coffer" "${w[@]}" --tenants 3 --rate 0 --duration 0 >/dev/null 2>&1 &
 bg=$!
+started "$bg"
 check "the workload to be killed writes" wait_for_lines "$log"
 sleep 1
-kill -9 "$bg"
-wait "$bg" 2>/dev/null || true
-bg=""
+stop "$bg" KILL
 ok "verify after SIGKILL" verify "${c[@]}" --ack-log "$log" --expect-complete
 check "SIGKILL lost no acknowledged write" \
   grep -Eq "^total: 3 tenant\(s\), acked [0-9]+, present [0-9]+, missing 0, extra [0-9]+, 0 wrong value\(s\), 0 hole\(s\)$" \

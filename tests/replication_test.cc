@@ -20,6 +20,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
+#include <initializer_list>
 #include <map>
 #include <mutex>
 #include <random>
@@ -487,6 +488,18 @@ class ReplicationTest : public ::testing::Test {
                            &primary_);
   }
 
+  // A replica serving on a free port and a primary (PrimaryOptions())
+  // shipping to it, with `tenants` created on the primary.
+  Status StartPair(std::initializer_list<std::string> tenants = {}) {
+    Status s = CreateReplica();
+    if (s.ok()) s = StartServer();
+    if (s.ok()) s = CreatePrimary(PrimaryOptions());
+    for (const std::string& t : tenants) {
+      if (s.ok()) s = primary_->CreateTenant(t, TenantOptions());
+    }
+    return s;
+  }
+
   // Destroys the primary (if open) and opens its directory with `o`.
   Status ReopenPrimary(const OpenOptions& o) {
     primary_.reset();
@@ -646,9 +659,7 @@ test::TempDir* ReplicationTest::certs_ = nullptr;
 // ---- 1. convergence ---------------------------------------------------------
 
 TEST_F(ReplicationTest, ConcurrentWritersConverge) {
-  ASSERT_OK(CreateReplica());
-  ASSERT_OK(StartServer());
-  ASSERT_OK(CreatePrimary(PrimaryOptions()));
+  ASSERT_OK(StartPair());
   constexpr int kTenants = 4;
   std::vector<std::string> ids;
   for (int i = 0; i < kTenants; ++i) {
@@ -773,9 +784,7 @@ TEST_F(ReplicationTest, ConcurrentWritersConverge) {
 // backlog a previous primary process left — ships from the log. The replica
 // ends up with exactly the primary's contents either way.
 TEST_F(ReplicationTest, ShipsFromMemoryAndFromTheLogWhereMemoryLacks) {
-  ASSERT_OK(CreateReplica());
-  ASSERT_OK(StartServer());
-  ASSERT_OK(CreatePrimary(PrimaryOptions()));
+  ASSERT_OK(StartPair());
   const std::vector<std::string> ids = {"m0", "m1", "m2"};
   for (const std::string& id : ids) {
     ASSERT_OK(primary_->CreateTenant(id, TenantOptions()));
@@ -885,10 +894,7 @@ TEST_F(ReplicationTest, ConvergesFromTheLogAloneAndFromATinyQueue) {
 // writes, and never reaches the replica: a range whose end sorts before its
 // begin is refused before anything is logged.
 TEST_F(ReplicationTest, RefusedBatchNeitherAppliesNorShips) {
-  ASSERT_OK(CreateReplica());
-  ASSERT_OK(StartServer());
-  ASSERT_OK(CreatePrimary(PrimaryOptions()));
-  ASSERT_OK(primary_->CreateTenant("t0", TenantOptions()));
+  ASSERT_OK(StartPair({"t0"}));
   Fill("t0", 10, "k");
   ASSERT_EQ("", WaitCaughtUp());
   std::unique_ptr<Tenant> t;
@@ -915,10 +921,7 @@ TEST_F(ReplicationTest, RefusedBatchNeitherAppliesNorShips) {
 // (RocksDB merges concurrent writes into one log record), replicate; one byte
 // more is refused before anything is logged, and replication goes on.
 TEST_F(ReplicationTest, WritesUpToTheCapReplicateAndLargerAreRefused) {
-  ASSERT_OK(CreateReplica());
-  ASSERT_OK(StartServer());
-  ASSERT_OK(CreatePrimary(PrimaryOptions()));
-  ASSERT_OK(primary_->CreateTenant("big", TenantOptions()));
+  ASSERT_OK(StartPair({"big"}));
   std::unique_ptr<Tenant> t;
   ASSERT_OK(primary_->GetTenant("big", &t));
   std::vector<std::thread> writers;
@@ -1061,10 +1064,7 @@ TEST_F(ReplicationTest, ReplicaResumesATenantStoppedByAFailedLogWrite) {
     replica_.reset();
     SetBaseFileSystemForTesting(nullptr);
   }};
-  ASSERT_OK(CreateReplica());
-  ASSERT_OK(StartServer());
-  ASSERT_OK(CreatePrimary(PrimaryOptions()));
-  ASSERT_OK(primary_->CreateTenant("t0", TenantOptions()));
+  ASSERT_OK(StartPair({"t0"}));
   Fill("t0", 20, "before");
   ASSERT_EQ("", WaitCaughtUp());
   const std::string replica_logs = replica_dir_ + "/tenants/t0/db/*.log";
@@ -1079,11 +1079,7 @@ TEST_F(ReplicationTest, ReplicaResumesATenantStoppedByAFailedLogWrite) {
 // ---- 2. lag -----------------------------------------------------------------
 
 TEST_F(ReplicationTest, LagIsReportedWhileTheReplicaIsAway) {
-  ASSERT_OK(CreateReplica());
-  ASSERT_OK(StartServer());
-  ASSERT_OK(CreatePrimary(PrimaryOptions()));
-  ASSERT_OK(primary_->CreateTenant("t0", TenantOptions()));
-  ASSERT_OK(primary_->CreateTenant("t1", TenantOptions()));
+  ASSERT_OK(StartPair({"t0", "t1"}));
   Fill("t0", 20, "a");
   Fill("t1", 20, "a");
   ASSERT_EQ("", WaitCaughtUp());
@@ -1133,10 +1129,7 @@ TEST_F(ReplicationTest, LagIsReportedWhileTheReplicaIsAway) {
 // the replica is: the log on disk holds writes the replica never
 // acknowledged.
 TEST_F(ReplicationTest, LagIsReportedAfterThePrimaryRestarts) {
-  ASSERT_OK(CreateReplica());
-  ASSERT_OK(StartServer());
-  ASSERT_OK(CreatePrimary(PrimaryOptions()));
-  ASSERT_OK(primary_->CreateTenant("t0", TenantOptions()));
+  ASSERT_OK(StartPair({"t0"}));
   Fill("t0", 20, "a");
   ASSERT_EQ("", WaitCaughtUp());
   const int port = port_;
@@ -1163,9 +1156,7 @@ TEST_F(ReplicationTest, LagIsReportedAfterThePrimaryRestarts) {
 // ---- 3. replica restarts ----------------------------------------------------
 
 TEST_F(ReplicationTest, ReplicaRestartsMidStreamLoseAndRepeatNothing) {
-  ASSERT_OK(CreateReplica());
-  ASSERT_OK(StartServer());
-  ASSERT_OK(CreatePrimary(PrimaryOptions()));
+  ASSERT_OK(StartPair());
   const std::vector<std::string> ids = {"a", "b"};
   for (const std::string& id : ids) {
     ASSERT_OK(primary_->CreateTenant(id, TenantOptions()));
@@ -1213,9 +1204,7 @@ TEST_F(ReplicationTest, ReplicaRestartsMidStreamLoseAndRepeatNothing) {
 // ---- 4. primary restarts ----------------------------------------------------
 
 TEST_F(ReplicationTest, PrimaryRestartsMidStreamLoseAndRepeatNothing) {
-  ASSERT_OK(CreateReplica());
-  ASSERT_OK(StartServer());
-  ASSERT_OK(CreatePrimary(PrimaryOptions()));
+  ASSERT_OK(StartPair());
   const std::vector<std::string> ids = {"a", "b", "c"};
   for (const std::string& id : ids) {
     ASSERT_OK(primary_->CreateTenant(id, TenantOptions()));
@@ -1246,10 +1235,7 @@ TEST_F(ReplicationTest, PrimaryRestartsMidStreamLoseAndRepeatNothing) {
 // ---- 5. tenant lifecycle ----------------------------------------------------
 
 TEST_F(ReplicationTest, TenantLifecycleFollowsThePrimary) {
-  ASSERT_OK(CreateReplica());
-  ASSERT_OK(StartServer());
-  ASSERT_OK(CreatePrimary(PrimaryOptions()));
-  ASSERT_OK(primary_->CreateTenant("keep", TenantOptions()));
+  ASSERT_OK(StartPair({"keep"}));
   Fill("keep", 50, "k");
   ASSERT_EQ("", WaitCaughtUp());
   const int port = port_;
@@ -1351,10 +1337,7 @@ TEST_F(ReplicationTest, TenantLifecycleFollowsThePrimary) {
 // ---- 6. a replica takes no writes -------------------------------------------
 
 TEST_F(ReplicationTest, ReplicaRefusesEveryWrite) {
-  ASSERT_OK(CreateReplica());
-  ASSERT_OK(StartServer());
-  ASSERT_OK(CreatePrimary(PrimaryOptions()));
-  ASSERT_OK(primary_->CreateTenant("t0", TenantOptions()));
+  ASSERT_OK(StartPair({"t0"}));
   Fill("t0", 30, "k");
   ASSERT_NO_FATAL_FAILURE(ExpectConverged());
   const auto before = ScanTenant(replica_.get(), "t0");
@@ -1524,10 +1507,7 @@ TEST_F(ReplicationTest, ReplicaInAnotherGeographyIsRefused) {
 }
 
 TEST_F(ReplicationTest, OnlyThePairedPrimaryWithItsOwnCertificateIsAccepted) {
-  ASSERT_OK(CreateReplica());
-  ASSERT_OK(StartServer());
-  ASSERT_OK(CreatePrimary(PrimaryOptions()));
-  ASSERT_OK(primary_->CreateTenant("t0", TenantOptions()));
+  ASSERT_OK(StartPair({"t0"}));
   Fill("t0", 20, "k");
   ASSERT_EQ("", WaitCaughtUp());
   EXPECT_EQ("c1", replica_->Describe().primary_cluster_id);
@@ -1694,10 +1674,7 @@ class HostilePeerTest : public ReplicationTest {
 };
 
 TEST_F(HostilePeerTest, BadBatchesCloseTheConnectionAndApplyNothing) {
-  ASSERT_OK(CreateReplica());
-  ASSERT_OK(StartServer());
-  ASSERT_OK(CreatePrimary(PrimaryOptions()));
-  ASSERT_OK(primary_->CreateTenant("t0", TenantOptions()));
+  ASSERT_OK(StartPair({"t0"}));
   Fill("t0", 50, "k");
   ASSERT_EQ("", WaitCaughtUp());
   primary_.reset();  // the real primary is away; the intruder has its cert
@@ -1892,11 +1869,7 @@ TEST_F(HostilePeerTest, BadBatchesCloseTheConnectionAndApplyNothing) {
 // another tenant. Each closes the connection with a reason and applies
 // nothing; the replica keeps serving and the real primary converges after.
 TEST_F(HostilePeerTest, ProtocolViolationsApplyNothingAndServiceGoesOn) {
-  ASSERT_OK(CreateReplica());
-  ASSERT_OK(StartServer());
-  ASSERT_OK(CreatePrimary(PrimaryOptions()));
-  ASSERT_OK(primary_->CreateTenant("t0", TenantOptions()));
-  ASSERT_OK(primary_->CreateTenant("t1", TenantOptions()));
+  ASSERT_OK(StartPair({"t0", "t1"}));
   Fill("t0", 40, "k");
   Fill("t1", 40, "k");
   ASSERT_EQ("", WaitCaughtUp());
@@ -2103,10 +2076,7 @@ TEST_F(HostilePeerTest, ProtocolViolationsApplyNothingAndServiceGoesOn) {
 // primary retired (crypto-shred), as it does when it sees only the final
 // record.
 TEST_F(HostilePeerTest, RetirementIsFollowedAfterAMidRekeyRecord) {
-  ASSERT_OK(CreateReplica());
-  ASSERT_OK(StartServer());
-  ASSERT_OK(CreatePrimary(PrimaryOptions()));
-  ASSERT_OK(primary_->CreateTenant("life", TenantOptions()));
+  ASSERT_OK(StartPair({"life"}));
   Fill("life", 50, "a");
   ASSERT_OK(primary_->RotateTenantKey("life", /*rekey=*/false, nullptr));
   Fill("life", 50, "b");

@@ -2,23 +2,189 @@
 
 #include "bench/bench_util.h"
 
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <bit>
+#include <climits>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
+#include <mutex>
 #include <numeric>
+#include <set>
+#include <thread>
 
+#include "CLI/CLI.hpp"
 #include "coffer/key_provider.h"
 
 namespace coffer::bench {
 
 namespace fs = std::filesystem;
+
+std::string ProgramName() { return program_invocation_short_name; }
+
+int UsageError(const std::string& message) {
+  std::string line = message;
+  for (char& c : line) {
+    if (c == '\n') c = ' ';
+  }
+  while (!line.empty() && line.back() == ' ') line.pop_back();
+  std::cerr << ProgramName() << ": " << line << " (see '" << ProgramName()
+            << " --help')" << std::endl;
+  return 2;
+}
+
+CLI::Validator IntegerIn(long long lo, long long hi) {
+  const std::string range = hi == LLONG_MAX
+                                ? "an integer >= " + std::to_string(lo)
+                                : "an integer from " + std::to_string(lo) +
+                                      " to " + std::to_string(hi);
+  return CLI::Validator(
+      [lo, hi, range](std::string& text) -> std::string {
+        errno = 0;
+        char* end = nullptr;
+        const long long v = std::strtoll(text.c_str(), &end, 10);
+        if (text.empty() || *end != '\0' || errno == ERANGE || v < lo ||
+            v > hi) {
+          return "'" + text + "' is not " + range;
+        }
+        return "";
+      },
+      range);
+}
+
+CLI::Validator NumberAtLeast(double lo) {
+  char bound[32];
+  std::snprintf(bound, sizeof(bound), "%g", lo);
+  const std::string range = std::string("a number >= ") + bound;
+  return CLI::Validator(
+      [lo, range](std::string& text) -> std::string {
+        char* end = nullptr;
+        const double v = std::strtod(text.c_str(), &end);
+        if (text.empty() || *end != '\0' || !std::isfinite(v) || v < lo) {
+          return "'" + text + "' is not " + range;
+        }
+        return "";
+      },
+      range);
+}
+
+int ParseCommandLine(CLI::App& app, int argc, char** argv) {
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success)) {
+      return app.exit(e);
+    }
+    return UsageError(e.what());
+  }
+  return -1;
+}
+
+// ---- Clean-up on signals ------------------------------------------------------
+
+namespace {
+
+struct CleanUpRegistry {
+  std::mutex mu;
+  std::set<std::string> dirs;
+  std::set<int> children;
+};
+
+CleanUpRegistry& Registry() {
+  static CleanUpRegistry* registry = new CleanUpRegistry();  // never destroyed
+  return *registry;
+}
+
+[[noreturn]] void CleanUpAndExit(int sig) {
+  CleanUpRegistry& r = Registry();
+  std::lock_guard<std::mutex> lock(r.mu);  // held until the exit
+  for (int pid : r.children) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+  }
+  const char* name = sigabbrev_np(sig);
+  std::cerr << ProgramName() << ": interrupted by SIG" << (name ? name : "?");
+  if (!r.dirs.empty()) {
+    // RocksDB's threads in this process still use the directories (and
+    // assert when one vanishes under them): a process of its own removes
+    // them once this one has exited (or is a zombie).
+    std::vector<std::string> args = {
+        "/bin/sh", "-c",
+        "while s=$(cut -d' ' -f3 /proc/$0/stat 2>/dev/null) && "
+        "[ \"$s\" != Z ]; do sleep 0.02; done; exec rm -rf -- \"$@\"",
+        std::to_string(::getpid())};
+    args.insert(args.end(), r.dirs.begin(), r.dirs.end());
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    sigset_t none;
+    sigemptyset(&none);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSID);
+    pid_t remover = 0;
+    const int rc =
+        posix_spawn(&remover, argv[0], nullptr, &attr, argv.data(), environ);
+    posix_spawnattr_destroy(&attr);
+    std::cerr << (rc == 0 ? "; removing " : "; cannot remove ")
+              << r.dirs.size() << " scratch director"
+              << (r.dirs.size() == 1 ? "y" : "ies");
+    if (rc != 0) {
+      for (const std::string& dir : r.dirs) std::cerr << " " << dir;
+    }
+  }
+  std::cerr << std::endl;
+  std::_Exit(128 + sig);
+}
+
+}  // namespace
+
+void CleanUpOnSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  std::thread([set] {
+    int sig = 0;
+    while (sigwait(&set, &sig) != 0) {
+    }
+    CleanUpAndExit(sig);
+  }).detach();
+}
+
+void RegisterScratch(const std::string& dir) {
+  std::lock_guard<std::mutex> lock(Registry().mu);
+  Registry().dirs.insert(dir);
+}
+
+void UnregisterScratch(const std::string& dir) {
+  std::lock_guard<std::mutex> lock(Registry().mu);
+  Registry().dirs.erase(dir);
+}
+
+void RegisterChild(int pid) {
+  std::lock_guard<std::mutex> lock(Registry().mu);
+  Registry().children.insert(pid);
+}
+
+void UnregisterChild(int pid) {
+  std::lock_guard<std::mutex> lock(Registry().mu);
+  Registry().children.erase(pid);
+}
 
 bool ParseMode(std::string_view name, Mode* mode) {
   if (name == "coffer") {
@@ -47,19 +213,14 @@ const char* ModeName(Mode mode) {
 Status ScratchCluster::Create(const std::string& parent, Mode mode,
                               OpenOptions open_options, uint32_t max_tenants,
                               std::unique_ptr<ScratchCluster>* result) {
-  std::error_code ec;
-  fs::create_directories(parent, ec);
-  std::string pattern = (fs::path(parent) / "coffer-bench-XXXXXX").string();
-  if (mkdtemp(pattern.data()) == nullptr) {
-    return Status::IOError("cannot create a scratch directory under " + parent +
-                           ": " + std::strerror(errno) +
-                           " (choose another with --dir)");
-  }
+  std::string root;
+  Status s = MakeScratchDir(parent, &root);
+  if (!s.ok()) return s;
   std::unique_ptr<ScratchCluster> c(new ScratchCluster());
-  c->root_ = pattern;
+  c->root_ = root;
   c->data_dir_ = c->root_ + "/data";
   const std::string key_file = c->root_ + "/master.key";
-  Status s = GenerateKeyFile(key_file);
+  s = GenerateKeyFile(key_file);
   std::shared_ptr<KeyProvider> keys;
   if (s.ok()) s = NewFileKeyProvider(key_file, &keys);
   if (!s.ok()) return s;
@@ -89,8 +250,31 @@ Status ScratchCluster::Reopen() {
 
 ScratchCluster::~ScratchCluster() {
   cluster_.reset();
+  RemoveScratchDir(root_);
+}
+
+Status MakeScratchDir(const std::string& parent, std::string* dir) {
   std::error_code ec;
-  fs::remove_all(root_, ec);
+  if (!fs::is_directory(parent, ec)) {
+    return Status::InvalidArgument("--dir " + parent +
+                                   " is not an existing directory");
+  }
+  std::string pattern =
+      (fs::path(parent) / (ProgramName() + "-XXXXXX")).string();
+  if (mkdtemp(pattern.data()) == nullptr) {
+    return Status::IOError("cannot create a scratch directory under " + parent +
+                           ": " + std::strerror(errno) +
+                           " (choose another with --dir)");
+  }
+  RegisterScratch(pattern);
+  *dir = pattern;
+  return Status::OK();
+}
+
+void RemoveScratchDir(const std::string& dir) {
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+  UnregisterScratch(dir);
 }
 
 uint64_t DirectoryBytes(const std::string& dir) {
@@ -249,7 +433,7 @@ void FormatKey(uint64_t index, char out[kKeyLen]) {
 
 ValueGenerator::ValueGenerator(uint64_t seed) {
   Random rng(seed);
-  constexpr size_t kPool = 1 << 20;
+  constexpr size_t kPool = kMaxValueBytes;
   pool_.reserve(kPool + 100);
   while (pool_.size() < kPool) {
     char piece[50];
@@ -260,7 +444,7 @@ ValueGenerator::ValueGenerator(uint64_t seed) {
 }
 
 std::string_view ValueGenerator::Next(size_t len) {
-  if (len > pool_.size()) len = pool_.size();
+  if (len > pool_.size()) std::abort();  // the tools check kMaxValueBytes
   if (pos_ + len > pool_.size()) pos_ = 0;
   std::string_view v(pool_.data() + pos_, len);
   pos_ += len;

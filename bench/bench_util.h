@@ -7,6 +7,7 @@
 #ifndef COFFER_BENCH_BENCH_UTIL_H_
 #define COFFER_BENCH_BENCH_UTIL_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -18,7 +19,43 @@
 #include "coffer/options.h"
 #include "coffer/status.h"
 
+namespace CLI {
+class App;
+class Validator;
+}  // namespace CLI
+
 namespace coffer::bench {
+
+// Largest value the generators make (ValueGenerator's pool).
+inline constexpr size_t kMaxValueBytes = 1 << 20;
+
+// Parses the command line. Returns -1 to go on; otherwise the exit code,
+// after printing the help (0) or one line "PROGRAM: what was wrong (see
+// 'PROGRAM --help')" on stderr (2).
+int ParseCommandLine(CLI::App& app, int argc, char** argv);
+
+// Option checks that say in words what is allowed: an integer in [lo, hi]
+// (so "-1" is not wrapped into a huge unsigned value), a number >= lo.
+CLI::Validator IntegerIn(long long lo, long long hi);
+CLI::Validator NumberAtLeast(double lo);
+
+// One-line usage error as ParseCommandLine prints it; returns 2.
+int UsageError(const std::string& message);
+
+// Call first in main, before any thread starts: SIGINT, SIGTERM and SIGHUP
+// then kill the registered child processes, say so on stderr and exit with
+// 128 + the signal; the registered scratch directories are removed as soon
+// as the process has exited (by a `sh` it starts). Blocks those signals in
+// every thread (one thread waits for them): spawn children with an empty
+// signal mask.
+void CleanUpOnSignals();
+void RegisterScratch(const std::string& dir);
+void UnregisterScratch(const std::string& dir);
+void RegisterChild(int pid);
+void UnregisterChild(int pid);
+
+// This program's name (for messages and scratch directory names).
+std::string ProgramName();
 
 // How tenant files are stored (OpenOptions' benchmark switches).
 enum class Mode {
@@ -32,7 +69,9 @@ bool ParseMode(std::string_view name, Mode* mode);
 const char* ModeName(Mode mode);
 
 // A cluster created in a fresh directory under `parent` (a master key file
-// beside its data directory), removed with everything in it on destruction.
+// beside its data directory), removed with everything in it on destruction
+// or on a signal (see CleanUpOnSignals). `parent` must be an existing
+// directory.
 class ScratchCluster {
  public:
   // `open_options` gets the mode's benchmark switch set; every other field is
@@ -59,6 +98,12 @@ class ScratchCluster {
   std::shared_ptr<KeyProvider> keys_;
   std::unique_ptr<Cluster> cluster_;
 };
+
+// A fresh directory "PROGRAM-XXXXXX" under `parent` (which must exist),
+// registered for clean-up on signals.
+Status MakeScratchDir(const std::string& parent, std::string* dir);
+// Removes it with everything in it.
+void RemoveScratchDir(const std::string& dir);
 
 // Bytes of all regular files under `dir` (apparent size).
 uint64_t DirectoryBytes(const std::string& dir);
@@ -139,6 +184,7 @@ void FormatKey(uint64_t index, char out[kKeyLen]);
 class ValueGenerator {
  public:
   explicit ValueGenerator(uint64_t seed);
+  // `len` <= kMaxValueBytes (aborts otherwise).
   std::string_view Next(size_t len);
 
  private:

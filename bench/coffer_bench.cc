@@ -15,8 +15,10 @@
 #include <algorithm>
 #include <chrono>
 #include <cinttypes>
+#include <climits>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <map>
 #include <sstream>
@@ -93,11 +95,6 @@ std::string TenantId(int i) {
 std::ostream& Text(const Options& o) { return o.json ? std::cerr : std::cout; }
 
 Status Validate(Options* o) {
-  if (o->value_size == 0) return Status::InvalidArgument("--value-size must be > 0");
-  if (o->tenants < 1 || o->tenants > 10000) {
-    return Status::InvalidArgument("--tenants must be in 1..10000");
-  }
-  if (o->threads < 1) return Status::InvalidArgument("--threads must be >= 1");
   for (const std::string& w : Split(o->benchmarks, ',')) {
     std::string name = w == "ycsb-a" ? "ycsba" : w;
     if (!IsWorkload(name)) {
@@ -108,6 +105,11 @@ Status Validate(Options* o) {
     o->workloads.push_back(name);
   }
   if (o->workloads.empty()) return Status::InvalidArgument("--benchmarks is empty");
+  std::error_code ec;
+  if (!std::filesystem::is_directory(o->dir, ec)) {
+    return Status::InvalidArgument("--dir " + o->dir +
+                                   " is not an existing directory");
+  }
   std::vector<std::string> modes =
       o->compare.empty() ? std::vector<std::string>{o->mode} : Split(o->compare, ',');
   if (!o->compare.empty() && (modes.size() != 2 || modes[0] == modes[1])) {
@@ -123,7 +125,6 @@ Status Validate(Options* o) {
     o->modes.push_back(mode);
   }
   if (o->rounds == 0) o->rounds = o->compare.empty() ? 1 : 5;
-  if (o->rounds < 1) return Status::InvalidArgument("--rounds must be >= 1");
   Status s = ParseSize(o->block_cache, &o->block_cache_bytes);
   if (!s.ok()) return Status::InvalidArgument("--block-cache: " + s.ToString());
   s = ParseSize(o->write_buffer, &o->write_buffer_bytes);
@@ -336,6 +337,7 @@ void PrintJson(const Options& o, const std::vector<RunRecord>& runs,
 }
 
 int Main(int argc, char** argv) {
+  CleanUpOnSignals();
   Options o;
   CLI::App app{
       "coffer-bench: db_bench-style workloads on Coffer, in one file mode or "
@@ -346,24 +348,34 @@ int Main(int argc, char** argv) {
                  "readwhilewriting, seekrandom, ycsba (50/50 read/update, "
                  "Zipfian keys)")
       ->capture_default_str();
-  app.add_option("--value-size", o.value_size, "value bytes")->capture_default_str();
+  app.add_option("--value-size", o.value_size, "value bytes (at most 1 MiB)")
+      ->capture_default_str()
+      ->check(IntegerIn(1, kMaxValueBytes));
   app.add_option("--num", o.num,
                  "keys per tenant (default: enough that the data is 4x the "
-                 "block cache, at least 1000)");
+                 "block cache, at least 1000)")
+      ->check(IntegerIn(1, LLONG_MAX));
   app.add_option("--ops", o.ops,
                  "operations per workload over all threads, without "
-                 "--duration (default: num x tenants)");
-  app.add_option("--tenants", o.tenants, "tenants (1..10000)")->capture_default_str();
-  app.add_option("--threads", o.threads, "client threads")->capture_default_str();
+                 "--duration (default: num x tenants)")
+      ->check(IntegerIn(1, LLONG_MAX));
+  app.add_option("--tenants", o.tenants, "tenants (1..10000)")
+      ->capture_default_str()
+      ->check(IntegerIn(1, 10000));
+  app.add_option("--threads", o.threads, "client threads (1..1024)")
+      ->capture_default_str()
+      ->check(IntegerIn(1, 1024));
   app.add_option("--duration", o.duration,
-                 "seconds per workload (default: run --ops operations)");
+                 "seconds per workload (default: run --ops operations)")
+      ->check(NumberAtLeast(0.001));
   app.add_option("--mode", o.mode, "file mode: coffer, none, rocksdb-ctr")
       ->capture_default_str();
   app.add_option("--compare", o.compare,
                  "two modes A,B run alternately; prints B/A per workload");
   app.add_option("--rounds", o.rounds,
                  "rounds, each a fresh cluster per mode and workload "
-                 "(default: 5 with --compare, else 1)");
+                 "(default: 5 with --compare, else 1)")
+      ->check(IntegerIn(1, 1000));
   app.add_option("--dir", o.dir, "parent of the scratch directories")
       ->capture_default_str();
   app.add_option("--block-cache", o.block_cache, "shared block cache size")
@@ -372,23 +384,21 @@ int Main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--scan-length", o.scan_length,
                  "seekrandom: keys read after each seek")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(IntegerIn(1, 1000000));
   app.add_option("--write-rate", o.write_rate,
                  "readwhilewriting: writer puts per second (0 = unlimited)")
-      ->capture_default_str();
-  app.add_option("--seed", o.seed, "random seed")->capture_default_str();
+      ->capture_default_str()
+      ->check(IntegerIn(0, LLONG_MAX));
+  app.add_option("--seed", o.seed, "random seed")
+      ->capture_default_str()
+      ->check(IntegerIn(0, LLONG_MAX));
   app.add_flag("--json", o.json,
                "print one JSON document on stdout (the text goes to stderr)");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : 2;
-  }
+  const int parsed = ParseCommandLine(app, argc, argv);
+  if (parsed >= 0) return parsed;
   Status s = Validate(&o);
-  if (!s.ok()) {
-    std::cerr << "coffer-bench: " << s.ToString() << "\n";
-    return 2;
-  }
+  if (!s.ok()) return UsageError(s.message());
   PrintHeader(o);
   std::ostream& text = Text(o);
   std::vector<RunRecord> runs;

@@ -33,6 +33,7 @@
 #include <atomic>
 #include <chrono>
 #include <cinttypes>
+#include <climits>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -153,16 +154,13 @@ class RunFiles {
  public:
   static Status Create(const std::string& parent,
                        std::unique_ptr<RunFiles>* result) {
-    std::error_code ec;
-    fs::create_directories(parent, ec);
-    std::string pattern = (fs::path(parent) / "replication-bench-XXXXXX").string();
-    if (mkdtemp(pattern.data()) == nullptr) {
-      return Status::IOError("cannot create a scratch directory under " +
-                             parent + " (choose another with --dir)");
-    }
+    std::string root;
+    Status s = MakeScratchDir(parent, &root);
+    if (!s.ok()) return s;
     std::unique_ptr<RunFiles> f(new RunFiles());
-    f->root_ = pattern;
-    Status s = GenerateKeyFile(f->key_file());
+    f->root_ = root;
+    s = GenerateKeyFile(f->key_file());
+    std::error_code ec;
     if (s.ok()) s = NewFileKeyProvider(f->key_file(), &f->keys_);
     fs::create_directories(f->root_ + "/certs", ec);
     if (s.ok()) {
@@ -172,10 +170,7 @@ class RunFiles {
     if (s.ok()) *result = std::move(f);
     return s;
   }
-  ~RunFiles() {
-    std::error_code ec;
-    fs::remove_all(root_, ec);
-  }
+  ~RunFiles() { RemoveScratchDir(root_); }
   RunFiles(const RunFiles&) = delete;
   RunFiles& operator=(const RunFiles&) = delete;
 
@@ -296,6 +291,7 @@ class Pair {
       int status = 0;
       const pid_t pid = child_;
       child_ = 0;
+      UnregisterChild(pid);
       if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
           WEXITSTATUS(status) != 0) {
         return Status::IOError("the replica process did not exit cleanly; see " +
@@ -361,15 +357,25 @@ class Pair {
     posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
     posix_spawn_file_actions_addopen(&actions, 2, (dir_ + "/replica.log").c_str(),
                                      O_WRONLY | O_CREAT | O_APPEND, 0600);
+    // This process blocks the signals CleanUpOnSignals waits for; the
+    // child must not inherit that.
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    sigset_t none;
+    sigemptyset(&none);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
     if (o_.pin) PinTo(1);  // the child inherits this thread's CPU
-    const int rc = posix_spawn(&child_, argv[0], &actions, nullptr,
-                               argv.data(), environ);
+    const int rc = posix_spawn(&child_, argv[0], &actions, &attr, argv.data(),
+                               environ);
     if (o_.pin) PinTo(0);
+    posix_spawnattr_destroy(&attr);
     posix_spawn_file_actions_destroy(&actions);
     if (rc != 0) {
       child_ = 0;
       return Status::IOError("cannot run " + o_.coffer + " (see --coffer)");
     }
+    RegisterChild(child_);
     for (int i = 0; i < 400; ++i) {
       std::ifstream in(port_file);
       int port = 0;
@@ -379,6 +385,7 @@ class Pair {
       }
       int status;
       if (waitpid(child_, &status, WNOHANG) == child_) {
+        UnregisterChild(child_);
         child_ = 0;
         return Status::IOError("the replica process exited; see " + dir_ +
                                "/replica.log");
@@ -740,6 +747,7 @@ std::string JsonArray(const std::vector<double>& v) {
 }
 
 int Main(int argc, char** argv) {
+  CleanUpOnSignals();
   Options o;
   CLI::App app{
       "replication-bench: Put throughput with replication off vs on "
@@ -749,28 +757,40 @@ int Main(int argc, char** argv) {
       "the replica is a ReplicaServer on 127.0.0.1 in this process too, or "
       "a `coffer replica serve` child with --replica-process."};
   app.add_option("--seconds", o.seconds, "seconds of each throughput run")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(NumberAtLeast(0.1));
   app.add_option("--rounds", o.rounds, "alternating off/on throughput rounds")
-      ->capture_default_str();
-  app.add_option("--value-size", o.value_size, "bytes per value (keys: 16)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(IntegerIn(1, 1000));
+  app.add_option("--value-size", o.value_size,
+                 "bytes per value (keys: 16; at most 1 MiB)")
+      ->capture_default_str()
+      ->check(IntegerIn(1, kMaxValueBytes));
   app.add_option("--tenants", o.tenants, "tenants; each Put picks one at random")
-      ->capture_default_str();
-  app.add_option("--threads", o.threads, "writer threads")->capture_default_str();
+      ->capture_default_str()
+      ->check(IntegerIn(1, 10000));
+  app.add_option("--threads", o.threads, "writer threads (1..1024)")
+      ->capture_default_str()
+      ->check(IntegerIn(1, 1024));
   app.add_option("--batch", o.batch,
                  "Puts per atomic write (Tenant::Write); 1: single Puts. "
                  "Rates and ops/sec count Puts")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(IntegerIn(1, 100000));
   app.add_option("--num", o.num, "random keys are drawn from [0, num) per tenant")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(IntegerIn(1, LLONG_MAX));
   app.add_option("--lag-seconds", o.lag_seconds,
                  "seconds of each rate-limited lag run (50% and 90%)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(NumberAtLeast(0.1));
   app.add_option("--outage-seconds", o.outage_seconds,
                  "seconds the replica is down while writers run at 50%")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(NumberAtLeast(0.1));
   app.add_option("--sample-ms", o.sample_ms, "status sampling interval")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(IntegerIn(1, 60000));
   app.add_flag("--replica-process", o.replica_process,
                "run the replica as a `coffer replica serve` child process "
                "(its own default OpenOptions) instead of in this process");
@@ -781,24 +801,15 @@ int Main(int argc, char** argv) {
   app.add_option("--coffer", o.coffer,
                  "the coffer binary for --replica-process (default: "
                  "../coffer next to this binary)");
-  app.add_option("--dir", o.dir, "parent of the scratch directory")
+  app.add_option("--dir", o.dir, "parent of the scratch directory (must exist)")
       ->capture_default_str();
-  app.add_option("--seed", o.seed, "seed of keys and values")->capture_default_str();
+  app.add_option("--seed", o.seed, "seed of keys and values")
+      ->capture_default_str()
+      ->check(IntegerIn(0, LLONG_MAX));
   app.add_flag("--json", o.json,
                "print one JSON document on stdout; the text goes to stderr");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : 2;
-  }
-  if (o.seconds <= 0 || o.rounds < 1 || o.tenants < 1 || o.threads < 1 ||
-      o.batch < 1 || o.num < 1 || o.lag_seconds <= 0 || o.outage_seconds <= 0 ||
-      o.sample_ms < 1) {
-    std::cerr << "replication-bench: bad options: need --seconds, "
-                 "--lag-seconds, --outage-seconds > 0 and --rounds, "
-                 "--tenants, --threads, --batch, --num, --sample-ms >= 1\n";
-    return 2;
-  }
+  const int parsed = ParseCommandLine(app, argc, argv);
+  if (parsed >= 0) return parsed;
   if (o.pin && (!o.replica_process || CpuCount() < 2)) {
     std::cerr << "replication-bench: --pin needs --replica-process and at "
                  "least 2 CPUs\n";

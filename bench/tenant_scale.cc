@@ -88,40 +88,54 @@ Status ReadFor(const std::vector<std::unique_ptr<Tenant>>& handles, int count,
 }
 
 int Main(int argc, char** argv) {
+  CleanUpOnSignals();
   Options o;
   CLI::App app{"tenant_scale: RSS, cold-open latency and read throughput "
                "with many tenants and a cap on open ones"};
   app.add_option("--tenants", o.tenants, "tenants to create and touch")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(IntegerIn(1, 1000000));
   app.add_option("--max-open", o.max_open, "OpenOptions::max_open_tenants")
-      ->capture_default_str();
-  app.add_option("--hot", o.hot, "tenants in the hot set (below the cap)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(IntegerIn(1, 1000000));
+  app.add_option("--hot", o.hot,
+                 "tenants in the hot set (1..--max-open, at most --tenants)")
+      ->capture_default_str()
+      ->check(IntegerIn(1, 1000000));
   app.add_option("--cold-samples", o.cold_samples, "cold opens to time")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(IntegerIn(1, 1000000));
   app.add_option("--read-seconds", o.read_seconds,
                  "seconds of each random-read run")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(NumberAtLeast(0.01));
   app.add_option("--rounds", o.rounds, "alternating rounds of the two read runs")
-      ->capture_default_str();
-  app.add_option("--value-size", o.value_size, "bytes of the touch record")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(IntegerIn(1, 1000));
+  app.add_option("--value-size", o.value_size,
+                 "bytes of the touch record (at most 1 MiB)")
+      ->capture_default_str()
+      ->check(IntegerIn(1, kMaxValueBytes));
   app.add_option("--mode", o.mode, "file mode: coffer, none, rocksdb-ctr")
       ->capture_default_str();
-  app.add_option("--dir", o.dir, "parent of the scratch directory")
+  app.add_option("--dir", o.dir, "parent of the scratch directory (must exist)")
       ->capture_default_str();
   app.add_flag("--json", o.json, "print a JSON document on stdout");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : 2;
-  }
+  const int parsed = ParseCommandLine(app, argc, argv);
+  if (parsed >= 0) return parsed;
   Mode mode;
-  if (!ParseMode(o.mode, &mode) || o.tenants < 1 || o.hot < 1 ||
-      o.hot > o.tenants || o.max_open < 1 || o.rounds < 1) {
-    std::cerr << "tenant_scale: bad options: need a known --mode, --tenants "
-                 ">= 1, 1 <= --hot <= --tenants, --max-open >= 1, --rounds >= 1\n";
-    return 2;
+  if (!ParseMode(o.mode, &mode)) {
+    return UsageError("--mode: unknown mode '" + o.mode +
+                      "'; use coffer, none or rocksdb-ctr");
+  }
+  if (o.hot > o.tenants) {
+    return UsageError("--hot " + std::to_string(o.hot) + " exceeds --tenants " +
+                      std::to_string(o.tenants));
+  }
+  if (static_cast<size_t>(o.hot) > o.max_open) {
+    return UsageError("--hot " + std::to_string(o.hot) +
+                      " exceeds --max-open " + std::to_string(o.max_open) +
+                      ": the hot set must fit below the cap");
   }
   std::ostream& text = o.json ? std::cerr : std::cout;
   const Clock::time_point start = Clock::now();

@@ -43,7 +43,8 @@ using Body = std::function<void(int thread, ThreadState& state,
 // threads (a background writer) run until every timed thread is done or the
 // duration has passed; with a duration, timed threads also stop then.
 // Prints a progress line to stderr every 2 seconds. Returns wall seconds
-// until the last timed thread finished.
+// from the first timed thread's start to the last one's end (the threads'
+// own clocks: this thread may wake from the latch after they have worked).
 double RunThreads(int timed, int untimed, double duration,
                   const std::string& label,
                   std::vector<std::unique_ptr<ThreadState>>* states,
@@ -82,9 +83,14 @@ double RunThreads(int timed, int untimed, double duration,
   }
   stop.store(true);
   for (std::thread& t : threads) t.join();
-  Clock::time_point end = begin;
-  for (int i = 0; i < timed; ++i) end = std::max(end, (*states)[i]->end);
-  return Seconds(end - begin);
+  if (timed == 0) return 0;
+  Clock::time_point first = (*states)[0]->begin;
+  Clock::time_point last = (*states)[0]->end;
+  for (int i = 1; i < timed; ++i) {
+    first = std::min(first, (*states)[i]->begin);
+    last = std::max(last, (*states)[i]->end);
+  }
+  return Seconds(last - first);
 }
 
 // Operation index range of thread `t` out of `n` for `ops` operations.

@@ -71,6 +71,20 @@ assert d["machine"]["cpus"] >= 1
 rr = [r for r in runs if r["workload"] == "readrandom"]
 assert all(r["found"] == r["reads"] == 3000 and r["table_bytes"] > 0 for r in rr), rr
 '
+# The wall time covers every thread'"'"'s work: micros/op x ops (the threads'"'"'
+# summed time) is at most seconds x threads. Short runs show a clock started
+# late.
+check "coffer-bench: many short runs" "$bench/coffer-bench" --dir "$tmp" \
+  --json --benchmarks fillrandom,readrandom --mode none --rounds 15 \
+  --threads 2 --num 2000 >"$tmp/short.json" 2>/dev/null
+py_check "each run's wall time covers its threads' time" "$tmp/short.json" '
+import json, sys
+d = json.load(open(sys.argv[1]))
+threads = d["options"]["threads"]
+bad = [r for r in d["runs"]
+       if r["micros_per_op"] * r["ops"] / 1e6 > r["seconds"] * threads * 1.001]
+assert len(d["runs"]) == 30 and not bad, bad
+'
 check "--json keeps the text on stderr" grep -qE "^fillrandom +:" "$tmp/json.err"
 
 # ---- the chart ----------------------------------------------------------------
@@ -88,12 +102,110 @@ assert len(rects) >= 5, len(rects)
 '
 
 # ---- usage errors -------------------------------------------------------------
-set +e
-"$bench/coffer-bench" --mode bogus >/dev/null 2>"$tmp/usage.err"
-rc=$?
-set -e
-check "an unknown mode is a usage error (exit 2)" test $rc -eq 2
-check "which names the mode" grep -q "bogus" "$tmp/usage.err"
+# usage_error TOOL PATTERN ARGS...: TOOL ARGS exits 2 before doing anything,
+# with one line on stderr matching PATTERN (extended regex).
+usage_error() {
+  local tool=$1 pattern=$2 rc=0
+  shift 2
+  "$bench/$tool" "$@" >"$tmp/usage.out" 2>"$tmp/usage.err" || rc=$?
+  checks=$((checks + 1))
+  if [[ $rc -ne 2 ]]; then
+    fail "$tool $*: exit $rc, want 2: $(head -c 300 "$tmp/usage.err")"
+  elif [[ $(wc -l <"$tmp/usage.err") -ne 1 ]] ||
+    ! grep -Eq -- "^$tool: .*$pattern" "$tmp/usage.err"; then
+    fail "$tool $*: stderr is not one line matching /$pattern/: $(cat "$tmp/usage.err")"
+  elif [[ -s $tmp/usage.out ]]; then
+    fail "$tool $*: printed on stdout: $(head -c 300 "$tmp/usage.out")"
+  else
+    pass "$tool $*"
+  fi
+}
+usage_error coffer-bench "unknown mode 'bogus'" --mode bogus
+usage_error coffer-bench "--bogus" --bogus
+# Negative numbers were wrapped into huge unsigned ones (--num -1 ran for
+# ever), zero and out-of-range values silently replaced or accepted.
+usage_error coffer-bench "--num: '-1' is not an integer >= 1" --num -1
+usage_error coffer-bench "--num: 'abc'" --num abc
+usage_error coffer-bench "--ops: '-1'" --ops -1
+usage_error coffer-bench "--write-rate: '-5'" --write-rate -5
+usage_error coffer-bench "--duration: '-1'" --duration -1
+usage_error coffer-bench "--rounds: '0'" --rounds 0
+usage_error coffer-bench "--scan-length: '-5'" --scan-length -5
+usage_error coffer-bench "--threads: '0'" --threads 0
+usage_error coffer-bench "--tenants: '10001'" --tenants 10001
+usage_error coffer-bench "--value-size: '0'" --value-size 0
+# Values were silently cut to the generator's 1 MiB.
+usage_error coffer-bench "--value-size: '1048577' is not an integer from 1 to 1048576" \
+  --value-size 1048577
+# A mistyped --dir was created (and left behind).
+usage_error coffer-bench "--dir $tmp/no/such is not an existing directory" \
+  --dir "$tmp/no/such"
+check "and was not created" test ! -e "$tmp/no"
+usage_error tenant_scale "--max-open: '-1'" --max-open -1
+usage_error tenant_scale "--cold-samples: '-3'" --cold-samples -3
+usage_error tenant_scale "--read-seconds: '0'" --read-seconds 0
+usage_error tenant_scale "--hot 7 exceeds --tenants 6" --hot 7 --tenants 6
+usage_error tenant_scale "--hot 300 exceeds --max-open 256" --hot 300
+usage_error tenant_scale "--mode: unknown mode 'foo'" --mode foo
+usage_error replication-bench "--num: '-1'" --num -1
+usage_error replication-bench "--value-size: '0'" --value-size 0
+usage_error replication-bench "--seconds: '0'" --seconds 0
+usage_error replication-bench "--pin needs --replica-process" --pin
+
+# ---- interrupted runs clean up ----------------------------------------------------
+# wait_for COUNT SECONDS COMMAND...: until COMMAND prints COUNT or more lines.
+wait_for() {
+  local want=$1 i
+  shift 1
+  for ((i = 0; i < $1 * 20; i++)); do
+    [[ $("${@:2}" 2>/dev/null | wc -l) -ge $want ]] && return 0
+    sleep 0.05
+  done
+  return 1
+}
+# empty_within SECONDS DIR: DIR is (or becomes) empty within SECONDS.
+empty_within() {
+  local i
+  for ((i = 0; i < $1 * 20; i++)); do
+    [[ -z $(ls -A "$2") ]] && return 0
+    sleep 0.05
+  done
+  return 1
+}
+# interrupted TOOL SIGNAL WAIT_FOR_CHILD ARGS...: TOOL ARGS, stopped by
+# SIGNAL once its scratch directory (and, if WAIT_FOR_CHILD, its replica
+# process) exists, exits 128+SIGNAL with a line saying so, leaving no child
+# behind; its scratch directory goes once it has exited.
+interrupted() {
+  local tool=$1 sig=$2 child=$3 dir=$tmp/interrupted-$1 pid rc=0
+  shift 3
+  mkdir -p "$dir"
+  "$bench/$tool" --dir "$dir" "$@" >/dev/null 2>"$tmp/int.err" &
+  pid=$!
+  started "$pid"
+  check "$tool makes its scratch directory" wait_for 1 30 ls -A "$dir"
+  if [[ $child == yes ]]; then
+    check "$tool starts its replica" wait_for 1 30 pgrep -f "replica serv[e] --data $dir/"
+  fi
+  kill -"$sig" "$pid"
+  wait "$pid" || rc=$?
+  bg_pids=${bg_pids/ $pid / }
+  check "SIG$sig stops $tool with 128 + the signal ($rc)" \
+    test "$rc" -eq $((128 + $(kill -l "$sig")))
+  [[ $rc -eq $((128 + $(kill -l "$sig"))) ]] || tail -5 "$tmp/int.err" >&2
+  check "$tool says it was interrupted and cleans up" grep -q \
+    "^$tool: interrupted by SIG$sig; removing 1 scratch directory$" "$tmp/int.err"
+  check "$tool left no scratch directory (removed after its exit)" \
+    empty_within 10 "$dir"
+  # (serv[e]: the pattern must not match this bash -c itself)
+  check "$tool left no replica process" bash -c \
+    "! pgrep -f 'replica serv[e] --data $dir/'"
+}
+interrupted coffer-bench INT no -b fillrandom --num 10000000 --duration 60
+interrupted tenant_scale TERM no --tenants 100000 --max-open 10 --hot 5
+# (its off-run comes first: the replica starts after --seconds)
+interrupted replication-bench TERM yes --replica-process --num 1000 \
+  --seconds 3 --rounds 1
 
 # ---- micro_bench ------------------------------------------------------------------
 micro="$tmp/micro.json"

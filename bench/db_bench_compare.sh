@@ -15,15 +15,24 @@
 #
 # Usage: bash bench/db_bench_compare.sh BUILD_DIR [--rounds R] [--num N]
 #          [--value-size V] [--cache-size BYTES] [--threads T] [--dir DIR]
+#        bash bench/db_bench_compare.sh --help
+#   --rounds 5, --num 300000 (keys), --value-size 100, --cache-size 8388608,
+#   --threads 1: positive integers. --dir: the existing directory under which
+#   the scratch directory (both databases, removed on exit) is made; default
+#   $TMPDIR or /tmp.
 set -euo pipefail
 
-usage() {
-  sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2
-  exit 2
+me=db_bench_compare.sh
+usage() {  # the header comment above, on stdout
+  awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
+  exit 0
 }
+die() { echo "$me: $*" >&2; exit 2; }
 
+[[ ${1:-} == -h || ${1:-} == --help ]] && usage
 build=${1:-}
-[[ -n $build && $build != -* ]] || usage
+[[ -n $build && $build != -* ]] ||
+  die "usage: bash bench/db_bench_compare.sh BUILD_DIR [options] (--help for the options)"
 shift
 rounds=5
 num=300000
@@ -31,25 +40,35 @@ value_size=100
 cache_size=$((8 << 20))
 threads=1
 parent=${TMPDIR:-/tmp}
+# value OPTION VALUE...: VALUE, or an error if the option has none.
+value() { [[ $# -ge 2 ]] || die "$1 needs a value"; printf '%s' "$2"; }
+# positive OPTION VALUE: VALUE must be a positive integer (below 10^18).
+positive() {
+  [[ $2 =~ ^[0-9]{1,18}$ && $((10#$2)) -gt 0 ]] ||
+    die "$1 must be a positive integer, not '$2'"
+}
 while [[ $# -gt 0 ]]; do
   case $1 in
-    --rounds) rounds=$2; shift 2 ;;
-    --num) num=$2; shift 2 ;;
-    --value-size) value_size=$2; shift 2 ;;
-    --cache-size) cache_size=$2; shift 2 ;;
-    --threads) threads=$2; shift 2 ;;
-    --dir) parent=$2; shift 2 ;;
+    --rounds) rounds=$(value "$@"); positive "$1" "$rounds"; shift 2 ;;
+    --num) num=$(value "$@"); positive "$1" "$num"; shift 2 ;;
+    --value-size) value_size=$(value "$@"); positive "$1" "$value_size"; shift 2 ;;
+    --cache-size) cache_size=$(value "$@"); positive "$1" "$cache_size"; shift 2 ;;
+    --threads) threads=$(value "$@"); positive "$1" "$threads"; shift 2 ;;
+    --dir) parent=$(value "$@"); shift 2 ;;
     -h | --help) usage ;;
-    *) echo "db_bench_compare.sh: unknown option $1" >&2; usage ;;
+    *) die "unknown option '$1' (--help for the options)" ;;
   esac
 done
+[[ -d $parent && -w $parent ]] || die "--dir $parent is not a writable directory"
+rounds=$((10#$rounds)) num=$((10#$num)) value_size=$((10#$value_size))
+cache_size=$((10#$cache_size)) threads=$((10#$threads))
 
 coffer="$build/coffer"
 plugin="$build/libcoffer_rocksdb.so"
-command -v db_bench >/dev/null || { echo "db_bench missing (apt-get install rocksdb-tools)" >&2; exit 1; }
-command -v python3 >/dev/null || { echo "python3 missing" >&2; exit 1; }
-[[ -x $coffer ]] || { echo "missing $coffer (build first)" >&2; exit 1; }
-[[ -f $plugin ]] || { echo "missing $plugin (build first)" >&2; exit 1; }
+command -v db_bench >/dev/null || { echo "$me: db_bench missing (apt-get install rocksdb-tools)" >&2; exit 1; }
+command -v python3 >/dev/null || { echo "$me: python3 missing" >&2; exit 1; }
+[[ -x $coffer ]] || { echo "$me: missing $coffer (build first)" >&2; exit 1; }
+[[ -f $plugin ]] || { echo "$me: missing $plugin (build first)" >&2; exit 1; }
 
 tmp=$(mktemp -d "$parent/db-bench-compare-XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
@@ -84,19 +103,29 @@ db_bench_on() {
   fi
 }
 
+# bench_failed SIDE WHAT OUTPUT: db_bench exited non-zero; shows its last lines.
+bench_failed() {
+  echo "$me: db_bench ($1, $2) failed:" >&2
+  grep -v '^ *$' <<<"$3" | tail -n 3 >&2
+  exit 1
+}
+
 # run_side SIDE ROUND: fill, warm, read; appends "SIDE ROUND WORKLOAD OPS"
 # lines to $tmp/results.
 run_side() {
-  local side=$1 round=$2 out dir
-  out=$(db_bench_on "$side" --benchmarks=fillrandom,compact --use_existing_db=0)
+  local side=$1 round=$2 out more dir
+  out=$(db_bench_on "$side" --benchmarks=fillrandom,compact --use_existing_db=0) ||
+    bench_failed "$side" fillrandom,compact "$out"
   if [[ $side == plain ]]; then dir="$tmp/plain"; else dir="$data/tenants/bench/db"; fi
   cat "$dir"/* >/dev/null 2>&1 || true
-  out+=$'\n'$(db_bench_on "$side" --benchmarks=readrandom --use_existing_db=1)
+  more=$(db_bench_on "$side" --benchmarks=readrandom --use_existing_db=1) ||
+    bench_failed "$side" readrandom "$more"
+  out+=$'\n'$more
   for w in "${workloads[@]}"; do
     local line
     line=$(grep -E "^$w +:" <<<"$out" || true)
     if [[ -z $line ]]; then
-      echo "db_bench ($side) printed no $w line:" >&2
+      echo "$me: db_bench ($side) printed no $w line:" >&2
       echo "$out" | tail -n 20 >&2
       exit 1
     fi

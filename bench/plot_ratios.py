@@ -14,6 +14,10 @@ median ops/sec of each side, and the ratio of median P50 latencies (A/B, so
 above 1 means B is faster), which a stalled run moves less than throughput.
 
 Usage: python3 bench/plot_ratios.py OUT.svg RESULT.json [RESULT.json ...]
+
+An input that cannot be read or is not such a document, or an OUT.svg that
+cannot be written, is a one-line error on stderr and exit status 1 (2 for a
+usage error); nothing is written then.
 """
 
 import json
@@ -33,12 +37,28 @@ def size_label(n):
     return f"{n} B"
 
 
-def load(paths):
+class InputError(Exception):
+    """A RESULT.json that cannot be read or is not coffer-bench's."""
+
+
+def read_docs(paths):
+    """Returns [(path, parsed JSON)]; raises InputError naming the file."""
+    docs = []
+    for path in paths:
+        try:
+            with open(path) as f:
+                docs.append((path, json.load(f)))
+        except (OSError, UnicodeDecodeError) as e:
+            raise InputError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
+        except ValueError as e:  # json.JSONDecodeError
+            raise InputError(f"cannot read {path}: not JSON ({e})") from None
+    return docs
+
+
+def load(docs):
     """Returns ops[(workload, config)][mode] -> [ops/sec] and ratios."""
     ops, ratios, configs, workloads = {}, {}, [], []
-    for path in paths:
-        with open(path) as f:
-            doc = json.load(f)
+    for _, doc in docs:
         opts = doc["options"]
         config = (opts["value_size"], opts["tenants"])
         if config not in configs:
@@ -135,14 +155,12 @@ def panel(out, x0, y0, w, h, workload, ops, ratios, configs, modes):
                f'y2="{py + plot_h}" class="axis"/>')
 
 
-def table(paths):
+def table(docs):
     """Markdown rows: one per file, workload and compared pair."""
     rows = ["| workload | value | tenants | B/A | ratio B/A (median) | min | max "
             "| ops/sec A | ops/sec B | P50 latency A/B |",
             "|---|---|---|---|---|---|---|---|---|---|"]
-    for path in paths:
-        with open(path) as f:
-            doc = json.load(f)
+    for _, doc in docs:
         opts = doc["options"]
         for r in doc.get("ratios", []):
             p50 = {m: statistics.median(run["p50_us"] for run in doc["runs"]
@@ -158,12 +176,35 @@ def table(paths):
     return "\n".join(rows)
 
 
+def check_docs(docs):
+    """Raises InputError naming the first file load() or table() cannot use."""
+    for path, doc in docs:
+        try:
+            load([(path, doc)])
+            table([(path, doc)])
+        except (KeyError, IndexError, TypeError, AttributeError, ValueError,
+                ArithmeticError) as e:
+            what = f"no {e}" if isinstance(e, KeyError) else str(e)
+            raise InputError(f"cannot read {path}: not a coffer-bench --json "
+                             f"document ({what})") from None
+
+
 def main(argv):
+    usage = "usage: python3 bench/plot_ratios.py OUT.svg RESULT.json [RESULT.json ...]"
+    if len(argv) > 1 and argv[1] in ("-h", "--help"):
+        print(__doc__.strip())
+        return 0
     if len(argv) < 3:
-        sys.stderr.write(__doc__)
+        print(f"plot_ratios.py: {usage}", file=sys.stderr)
         return 2
     out_path, paths = argv[1], argv[2:]
-    ops, ratios, configs, workloads = load(paths)
+    try:
+        docs = read_docs(paths)
+        check_docs(docs)
+    except InputError as e:
+        print(f"plot_ratios.py: {e}", file=sys.stderr)
+        return 1
+    ops, ratios, configs, workloads = load(docs)
     modes = [m for m in MODE_ORDER
              if any(m in per_mode or (m == "coffer" and "coffer-vs-ctr" in per_mode)
                     for per_mode in ops.values())]
@@ -199,9 +240,14 @@ def main(argv):
                'pairs; the CTR baseline ran in its own paired runs against Coffer.'
                '</text>')
     out.append('</svg>')
-    with open(out_path, "w") as f:
-        f.write("\n".join(out) + "\n")
-    print(table(paths))
+    try:
+        with open(out_path, "w") as f:
+            f.write("\n".join(out) + "\n")
+    except OSError as e:
+        print(f"plot_ratios.py: cannot write {out_path}: {e.strerror or e}",
+              file=sys.stderr)
+        return 1
+    print(table(docs))
     return 0
 
 

@@ -126,9 +126,9 @@ Status Validate(Options* o) {
   }
   if (o->rounds == 0) o->rounds = o->compare.empty() ? 1 : 5;
   Status s = ParseSize(o->block_cache, &o->block_cache_bytes);
-  if (!s.ok()) return Status::InvalidArgument("--block-cache: " + s.ToString());
+  if (!s.ok()) return Status::InvalidArgument("--block-cache: " + s.message());
   s = ParseSize(o->write_buffer, &o->write_buffer_bytes);
-  if (!s.ok()) return Status::InvalidArgument("--write-buffer: " + s.ToString());
+  if (!s.ok()) return Status::InvalidArgument("--write-buffer: " + s.message());
   if (o->num == 0) {
     const uint64_t per_key = kKeyLen + o->value_size;
     const uint64_t want = 4 * o->block_cache_bytes;

@@ -78,6 +78,7 @@ Status ParseSize(std::string_view text, uint64_t* bytes) {
   }
   if (i == 0) return bad("does not start with a number");
   std::string_view suffix = text.substr(i);
+  if (!suffix.empty() && suffix[0] == '.') return bad("is not a whole number");
   int shift = 0;
   if (suffix.empty() || suffix == "B") {
     shift = 0;

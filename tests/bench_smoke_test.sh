@@ -134,6 +134,8 @@ usage_error coffer-bench "--scan-length: '-5'" --scan-length -5
 usage_error coffer-bench "--threads: '0'" --threads 0
 usage_error coffer-bench "--tenants: '10001'" --tenants 10001
 usage_error coffer-bench "--value-size: '0'" --value-size 0
+usage_error coffer-bench "--block-cache: size '1.5MiB' is not a whole number" \
+  --block-cache 1.5MiB
 # Values were silently cut to the generator's 1 MiB.
 usage_error coffer-bench "--value-size: '1048577' is not an integer from 1 to 1048576" \
   --value-size 1048577

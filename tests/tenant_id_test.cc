@@ -143,6 +143,11 @@ TEST(ParseSizeTest, Invalid) {
     EXPECT_TRUE(s.IsInvalidArgument())
         << Show(text) << " -> " << s.ToString() << " bytes=" << bytes;
   }
+  // The message says what is wrong with a fraction (not "unknown unit").
+  uint64_t bytes = 0;
+  Status s = ParseSize("1.5MiB", &bytes);
+  EXPECT_NE(std::string::npos, s.ToString().find("is not a whole number"))
+      << s.ToString();
 }
 
 class TenantIdClusterTest : public ClusterTest {

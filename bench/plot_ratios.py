@@ -21,6 +21,7 @@ usage error); nothing is written then.
 """
 
 import json
+import os
 import statistics
 import sys
 from xml.sax.saxutils import escape
@@ -247,7 +248,12 @@ def main(argv):
         print(f"plot_ratios.py: cannot write {out_path}: {e.strerror or e}",
               file=sys.stderr)
         return 1
-    print(table(docs))
+    try:
+        print(table(docs), flush=True)
+    except BrokenPipeError:
+        # The reader went away (say, `| head`): not this tool's error. Point
+        # stdout at /dev/null so that the exit's flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 

@@ -220,6 +220,11 @@ check "  and prints a table row per ratio" \
 check "  and writes an SVG that parses" python3 -c '
 import sys, xml.etree.ElementTree as ET
 assert ET.parse(sys.argv[1]).getroot().tag.endswith("svg")' "$tmp/chart.svg"
+# A reader that goes away (`| head`, here `| true`) is not an error.
+check "plot_ratios.py into a closed pipe: exit 0, nothing on stderr" bash -c '
+python3 "$1" "$2/pipe.svg" "${@:3}" 2>"$2/pipe.err" | true
+[[ ${PIPESTATUS[0]} -eq 0 && ! -s $2/pipe.err ]]' _ "$p" "$tmp" \
+  "$b"/results/*-vs-coffer-*.json
 
 # ---- promotion_time.sh ----------------------------------------------------------
 t="$b/promotion_time.sh"

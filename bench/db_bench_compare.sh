@@ -154,12 +154,19 @@ for (_, _, w) in runs:
     if w not in workloads:
         workloads.append(w)
 rounds = sorted({r for (_, r, _) in runs})
+failed = False
 for w in workloads:
     pairs = [runs[("coffer", r, w)] / runs[("plain", r, w)]
              for r in rounds if ("coffer", r, w) in runs and runs.get(("plain", r, w))]
+    if not pairs:
+        print(f"db_bench_compare.sh: no ratio for {w}: plain db_bench reported "
+              "0 ops/sec in every round", file=sys.stderr)
+        failed = True
+        continue
     plain = statistics.median(runs[("plain", r, w)] for r in rounds)
     coffer = statistics.median(runs[("coffer", r, w)] for r in rounds)
     print(f"ratio coffer/plain {w:<12} : median {statistics.median(pairs):.3f}  "
           f"min {min(pairs):.3f}  max {max(pairs):.3f}  ({len(pairs)} pairs; "
           f"median ops/sec plain {plain:.0f}, coffer {coffer:.0f})")
+sys.exit(1 if failed else 0)
 EOF

@@ -160,6 +160,23 @@ reports "db_bench_compare.sh shows a failing db_bench's error" 1 \
   '^db_bench_compare.sh: db_bench \(plain, fillrandom,compact\) failed:$' \
   '^db_bench: simulated failure$' -- \
   env PATH="$fake_path" bash "$d" "$build" --rounds 1 --num 500 --dir "$tmp"
+# A db_bench that measures nothing (0 ops/sec): no ratio, said so, exit 1.
+mkdir -p "$tmp/zerobin"
+cat >"$tmp/zerobin/db_bench" <<'EOF'
+#!/usr/bin/env bash
+[[ ${1:-} == --version ]] && { echo "db_bench 0.0 (stand-in)"; exit 0; }
+for a in "$@"; do
+  case $a in --benchmarks=*) IFS=, read -r -a bs <<<"${a#--benchmarks=}" ;; esac
+done
+for b in "${bs[@]}"; do
+  echo "$b   :       1.000 micros/op 0 ops/sec 0.001 seconds 0 operations;"
+done
+EOF
+chmod +x "$tmp/zerobin/db_bench"
+reports "db_bench_compare.sh when db_bench reports 0 ops/sec" 1 \
+  '^db_bench_compare.sh: no ratio for fillrandom: plain db_bench reported 0 ops/sec' \
+  '^db_bench_compare.sh: no ratio for readrandom: ' -- \
+  env PATH="$tmp/zerobin:$PATH" bash "$d" "$build" --rounds 1 --num 500 --dir "$tmp"
 if command -v db_bench >/dev/null; then
   run_cmd bash "$d" "$build" --rounds 1 --num 500 --dir "$tmp"
   check "db_bench_compare.sh --rounds 1 --num 500 runs" test "$rc" -eq 0

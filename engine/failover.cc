@@ -258,6 +258,15 @@ Status ClusterImpl::Rejoin(const std::string& new_primary) {
                                   "' is already a replica");
     } else if (new_primary == catalog_->cluster_id()) {
       s = Status::InvalidArgument("a cluster cannot rejoin itself");
+    } else if (body.fenced() && !body.fenced_by_cluster().empty() &&
+               new_primary != body.fenced_by_cluster()) {
+      // The cluster knows who replaced it: a replica of anyone else would
+      // refuse that primary, and a replica cannot rejoin again.
+      s = Status::InvalidArgument(
+          "cluster '" + catalog_->cluster_id() + "' was fenced by '" +
+          body.fenced_by_cluster() + "', the primary at epoch " +
+          std::to_string(body.fenced_by_epoch()) + "; rejoin it, not '" +
+          new_primary + "'");
     } else {
       epoch = body.epoch();
       body.set_role("replica");

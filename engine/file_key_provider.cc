@@ -91,7 +91,9 @@ class FileKeyProvider final : public KeyProvider {
 
 // Reads and checks a 32-byte key file.
 Status LoadKeyFile(const std::string& path, SecretKey* key) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO would otherwise wait for a writer (it is
+  // then refused below as not a regular file); no effect on a regular file.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
     if (errno == ENOENT) {
       return Status::NotFound("key file " + path + " does not exist");

@@ -1440,6 +1440,15 @@ Status ReplicaServer::Start(Cluster* cluster,
                             std::unique_ptr<ReplicaServer>* result) {
   auto* impl = dynamic_cast<ClusterImpl*>(cluster);
   if (impl == nullptr) return Status::InvalidArgument("not a Coffer cluster");
+  const std::string paired = impl->primary_cluster_id();
+  if (!options.primary_cluster_id.empty() && !paired.empty() &&
+      options.primary_cluster_id != paired) {
+    // Serving would refuse the very primary asked for, on every connection.
+    return Status::InvalidArgument(
+        "cluster '" + impl->cluster_id() + "' is the replica of '" + paired +
+        "', not of '" + options.primary_cluster_id +
+        "' (the primary id given to serve it)");
+  }
   auto server = std::make_unique<ReplicaServerImpl>(impl, options);
   Status s = server->Init();
   if (!s.ok()) return s;

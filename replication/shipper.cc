@@ -1092,7 +1092,8 @@ void Shipper::FillStatus(ReplicationStatus* status) {
   const uint64_t now = NowMicros();
   *status = ReplicationStatus();
   cluster_->FillFailoverStatus(status);
-  status->role = "primary";
+  // A primary that switched over is now a replica (its last status says so).
+  status->role = cluster_->is_replica() ? "replica" : "primary";
   status->peer_address = options_.replica_address;
   status->wal_retention_seconds = cluster_->wal_retention_seconds();
   status->as_of_unix_micros = now;

@@ -215,6 +215,14 @@ fails "key file readable by others" 1 PermissionDenied \
   tenant list --data "$data" --key-file "$tmp/keys/loose.key"
 fails "missing key file" 1 "." tenant list --data "$data" \
   --key-file "$tmp/keys/none.key"
+# A FIFO in place of the key file is refused at once (opening one for
+# reading used to wait for a writer for ever).
+mkfifo -m 0600 "$tmp/keys/fifo.key"
+printf '#!/bin/sh\nexec timeout 20 %q "$@"\n' "$coffer" >"$tmp/coffer-20s"
+chmod +x "$tmp/coffer-20s"
+coffer=$tmp/coffer-20s fails "a FIFO as the key file" 1 \
+  "key file .*/fifo.key is not a regular file" \
+  tenant list --data "$data" --key-file "$tmp/keys/fifo.key"
 fails "missing cluster" 1 NotFound tenant list --data "$tmp/nothing" \
   --key-file "$key"
 ok "the right key still opens the cluster" get "${c[@]}" --tenant acme blob --raw

@@ -311,6 +311,14 @@ stop "$fence_pid"
 check "the fence responder exits 0 on SIGTERM" test "$stop_rc" = 0
 ok "verify r1 after the fencing" verify --data "$r1" --key-file "$key" \
   --ack-log "$a1"
+# A fenced cluster knows who replaced it: rejoining anyone else is refused
+# (it would then refuse c2 and could not rejoin again), and changes nothing.
+fails "rejoin of the fenced p1 to a cluster other than c2" 1 \
+  "InvalidArgument: cluster 'c1' was fenced by 'c2', the primary at epoch 2; rejoin it, not 'c9'" \
+  rejoin --data "$p1" --key-file "$key" --primary-id c9
+ok "p1 after the refused rejoin" replication status --data "$p1" --json
+json_file_check "p1 is still the fenced primary" "$tmp/out" \
+  'j["role"] == "primary" and j["fenced_by"] == "c2"'
 
 # ---- 4. rejoin with divergent writes -------------------------------------------------
 echo "--- 4. rejoin with divergent writes (at ${SECONDS} s)"
@@ -385,6 +393,12 @@ ok "rejoin p4 as a replica of c2" rejoin --data "$p4" --key-file "$key" \
   --primary-id c2
 ok "stats of p4 after rejoin" stats --data "$p4" --key-file "$key" --json
 json_file_check "p4 is a replica" "$tmp/out" 'j["cluster"]["role"] == "replica"'
+# Serving it for another primary would refuse c2 on every connection.
+fails "replica serve of p4 for a primary other than c2" 1 \
+  "InvalidArgument: cluster 'c1' is the replica of 'c2', not of 'c9'" \
+  replica serve --data "$p4" --key-file "$key" --listen 127.0.0.1:0 \
+  --tls-cert "$certs/c1.pem" --tls-key "$certs/c1.key" \
+  --tls-ca "$certs/ca.pem" --primary-id c9
 start_replica "$p4" c1 "$tmp/p4.log"
 p4_pid=$rep_pid p4_port=$rep_port
 # The new primary continues the history as of the fork: its ack log starts
@@ -554,6 +568,14 @@ import json, sys
 r, p = (json.load(open(f))["cluster"] for f in sys.argv[1:3])
 sys.exit(0 if (r["role"], p["role"], r["epoch"], p["epoch"]) ==
          ("primary", "replica", 2, 2) else 1)' "$tmp/stats6r.json" "$tmp/stats6p.json"
+# The old primary's last replication status, written as its process
+# stopped, says what it now is: monitoring must not see two primaries.
+ok "replication status of p6 after the switchover" replication status \
+  --data "$p6" --json
+json_file_check "p6's status: a replica at epoch 2" "$tmp/out" \
+  'j["role"] == "replica" and j["epoch"] == 2'
+ok "metrics of p6 after the switchover" metrics --data "$p6"
+check "p6's metrics say role replica" grep -q 'role="replica"' "$tmp/out"
 start_replica "$p6" c1 "$tmp/p6.log"
 p6_pid=$rep_pid
 start_workload "$r6" c2 "$rep_port" "$a6" --tenants 3 --rate 300

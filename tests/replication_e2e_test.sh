@@ -313,6 +313,22 @@ ok "init the primary c1" init --data "$primary" --key-file "$key" \
 ok "init the replica c2" init --data "$replica" --key-file "$key" \
   --cluster-id c2 --region eu-central-1 --geography eu --replica
 
+# Bad waits: nan passed as "caught up", 1e10 overflowed into no wait at all.
+for bad in nan inf -1 1e10 abc; do
+  fails "replication status --wait-caught-up $bad" 2 \
+    "--wait-caught-up: '$bad' is not a number of seconds from 0 to 1000000" \
+    replication status --data "$replica" --wait-caught-up "$bad"
+done
+# The port file is what a supervisor waits for: failing to write it is fatal
+# (it was ignored, and a stray PORT_FILE.tmp left behind).
+mkdir "$tmp/port-dir"
+fails "replica serve with a directory as its --port-file" 1 \
+  "cannot write the port file $tmp/port-dir" \
+  replica serve --data "$replica" --key-file "$key" --listen 127.0.0.1:0 \
+  --tls-cert "$certs/c2.pem" --tls-key "$certs/c2.key" \
+  --tls-ca "$certs/ca.pem" --port-file "$tmp/port-dir"
+check "and leaves no temporary file" test ! -e "$tmp/port-dir.tmp"
+
 # caught_up_expr ROLE PEER: json_file_check's test of a caught-up status of ROLE,
 # connected to PEER, with the 4 workload tenants at lag 0.
 caught_up_expr() {

@@ -66,6 +66,15 @@ fails "workload --value-size 0" 2 "--value-size" "${w[@]}" --tenants 1 \
   --rate 1 --duration 1 --value-size 0
 fails "workload --value-size 12XB" 2 "12XB" "${w[@]}" --tenants 1 --rate 1 \
   --duration 1 --value-size 12XB
+# A value that cannot fit one write (8 MiB with its key) failed every
+# write and still exited 0.
+fails "workload --value-size 9MiB" 2 "--value-size" "${w[@]}" --tenants 1 \
+  --rate 1 --duration 1 --value-size 9MiB
+# Durations past about 292 years overflowed the clock and stopped at once.
+fails "workload --duration 9223372036854775807" 2 "--duration" "${w[@]}" \
+  --tenants 1 --rate 1 --duration 9223372036854775807
+fails "workload --rekey-every 0" 2 "--rekey-every" "${w[@]}" --tenants 1 \
+  --rate 1 --duration 1 --rotate-every 100 --rekey-every 0
 fails "workload with a bad --tenant-prefix" 2 "--tenant-prefix" "${w[@]}" \
   --tenants 1 --rate 1 --duration 1 --tenant-prefix Bad
 fails "workload --replicate-to without TLS files" 2 "--tls-cert" "${w[@]}" \

@@ -8,9 +8,12 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <fstream>
 #include <memory>
@@ -84,10 +87,12 @@ void RegisterServe(CLI::App* replica, Runner* run) {
   AddTlsArgs(cmd, &args->options.tls, /*required=*/true);
   cmd->add_option("--primary-id", args->options.primary_cluster_id,
                   "Accept only this primary cluster (default: the first one "
-                  "accepted, recorded for good)")
+                  "accepted, recorded for good); a replica already paired "
+                  "with another refuses to start")
       ->type_name("ID");
   cmd->add_option("--port-file", args->port_file,
-                  "Write the port listened on to this file once serving")
+                  "Write the port listened on to this file once serving "
+                  "(failing to write it stops the daemon)")
       ->type_name("FILE");
   OnRun(cmd, run, [args] {
     // Signals are taken by sigwait below, not by whichever thread runs.
@@ -108,9 +113,24 @@ void RegisterServe(CLI::App* replica, Runner* run) {
     if (!s.ok()) return Fail("replica serve", s);
     const ClusterInfo info = cluster->Describe();
     if (!args->port_file.empty()) {
+      // Written whole, then renamed: a reader never sees half a number. A
+      // supervisor waits for this file, so failing to write it is fatal.
       const std::string tmp = args->port_file + ".tmp";
-      std::ofstream(tmp) << server->port() << "\n";
-      std::rename(tmp.c_str(), args->port_file.c_str());
+      bool written = false;
+      {
+        std::ofstream out(tmp);
+        out << server->port() << "\n";
+        out.close();
+        written = static_cast<bool>(out);
+      }
+      const int err = errno;
+      if (!written || std::rename(tmp.c_str(), args->port_file.c_str()) != 0) {
+        const std::string why = std::strerror(written ? errno : err);
+        std::remove(tmp.c_str());
+        return Fail("replica serve",
+                    Status::IOError("cannot write the port file " +
+                                    args->port_file + ": " + why));
+      }
     }
     if (info.role == "replica") {
       LogLine("serving replica '" + info.cluster_id + "' (geography " +
@@ -286,7 +306,18 @@ void RegisterStatus(CLI::App* replication, Runner* run) {
                   "Wait up to this many seconds until connected with every "
                   "tenant caught up; exit 1 if that does not happen")
       ->type_name("SECONDS")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Validator(
+          [](std::string& text) -> std::string {
+            char* end = nullptr;
+            const double v = std::strtod(text.c_str(), &end);
+            if (text.empty() || *end != '\0' || !std::isfinite(v) || v < 0 ||
+                v > 1e6) {
+              return "'" + text + "' is not a number of seconds from 0 to "
+                     "1000000";
+            }
+            return "";
+          },
+          ""));
   OnRun(cmd, run, [args] {
     ReplicationStatus st;
     const auto deadline = std::chrono::steady_clock::now() +
@@ -685,7 +716,8 @@ void RegisterRejoin(CLI::App* app, Runner* run) {
       "exactly there resumes without a reseed; one with writes beyond it "
       "has them saved to an encrypted rollback file (see 'coffer rollback'), "
       "is emptied and is taken again from the new primary. Nothing is "
-      "discarded silently.");
+      "discarded silently. A fenced cluster rejoins only the cluster that "
+      "fenced it.");
   AddClusterArgs(cmd, &args->cluster);
   cmd->add_option("--primary-id", args->primary, "Cluster id of the new primary")
       ->type_name("ID")

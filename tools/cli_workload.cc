@@ -511,12 +511,15 @@ void RegisterWorkload(CLI::App* app, Runner* run) {
       ->type_name("OPS")
       ->required();
   cmd->add_option("--duration", args->duration,
-                  "Seconds to run; 0 = until SIGINT or SIGTERM")
+                  "Seconds to run (at most 1000000000); 0 = until SIGINT or "
+                  "SIGTERM")
       ->transform(CountArg())
+      ->check(CLI::Range(uint64_t{0}, uint64_t{1'000'000'000}))
       ->type_name("S")
       ->required();
   cmd->add_option("--value-size", args->value_size,
-                  "Bytes per value (SIZE, at most 16MiB); a value is never "
+                  "Bytes per value (SIZE, at most 8MiB less 1KiB: one write "
+                  "holds at most 8MiB); a value is never "
                   "shorter than its header '<tenant>|<n>|<size>|'")
       ->transform(SizeArg())
       ->check(CLI::Range(uint64_t{1}, kWorkloadMaxValueSize))
@@ -569,6 +572,7 @@ void RegisterWorkload(CLI::App* app, Runner* run) {
                   "rewrites every file of the tenant, as 'coffer key rotate "
                   "--rekey'), reported as 'rekey of tenant ...'")
       ->transform(CountArg())
+      ->check(CLI::Range(uint64_t{1}, uint64_t{1'000'000}))
       ->type_name("K")
       ->needs(rotate);
   cmd->add_flag("--sync", args->sync,

@@ -32,13 +32,15 @@
 
 #include "coffer/cluster.h"
 #include "coffer/status.h"
+#include "coffer/tenant.h"
 
 namespace coffer::cli {
 
 inline constexpr std::string_view kWorkloadKeyPrefix = "wl/";
 inline constexpr size_t kWorkloadKeyDigits = 12;
 inline constexpr uint64_t kWorkloadMaxN = 999'999'999'999;
-inline constexpr uint64_t kWorkloadMaxValueSize = uint64_t{16} << 20;
+// A value, its key and the batch's framing fit in one write (kMaxWriteBytes).
+inline constexpr uint64_t kWorkloadMaxValueSize = kMaxWriteBytes - 1024;
 
 // A decimal number of 1 to 12 digits, without sign or leading zero.
 inline bool ParseWorkloadNumber(std::string_view text, uint64_t* value) {

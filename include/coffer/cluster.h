@@ -227,7 +227,8 @@ class Cluster {
   // point resumes without a reseed; one with writes beyond it has them
   // exported to an encrypted rollback file (DIR/rollback/, see `coffer
   // rollback`), is emptied and taken again from the new primary. Nothing is
-  // discarded silently. InvalidArgument if already a replica.
+  // discarded silently. InvalidArgument if already a replica, or if this
+  // cluster was fenced by a cluster other than `new_primary`.
   virtual Status Rejoin(const std::string& new_primary) = 0;
 
   // Planned switchover with zero data loss, on a primary that ships to a

@@ -274,6 +274,7 @@ Status ClusterImpl::Rejoin(const std::string& new_primary) {
       body.set_rejoin_from_epoch(body.epoch());
       body.set_fenced(false);
       body.set_promoted_unix_micros(0);
+      body.clear_promoted_from();  // a replica again: no promotion to show
       s = catalog_->SaveCluster(body);
       if (s.ok()) {
         replica_ = true;
@@ -364,6 +365,7 @@ Status ClusterImpl::FinishSwitchover(const std::string& target,
     body.set_switchover_to("");
     body.set_fenced(false);
     body.set_promoted_unix_micros(0);
+    body.clear_promoted_from();  // a replica again: no promotion to show
     s = catalog_->SaveCluster(body);
     if (s.ok()) {
       replica_ = true;

@@ -1125,6 +1125,28 @@ TEST_F(ReplicationTest, LagIsReportedWhileTheReplicaIsAway) {
   EXPECT_EQ("v", test::GetValue(r.get(), "b99"));
 }
 
+// A promoted cluster that rejoins as a replica shows no promotion any more
+// (it showed "promoted from 'c1' at 1970-01-01": the time was cleared, the
+// former primary not).
+TEST_F(ReplicationTest, RejoinClearsAnEarlierPromotion) {
+  ASSERT_OK(StartPair({"t0"}));
+  Fill("t0", 20, "a");
+  ASSERT_EQ("", WaitCaughtUp());
+  StopServer();
+  primary_.reset();
+  PromotionReport report;
+  ASSERT_OK(replica_->Promote(&report));
+  ReplicationStatus st;
+  ASSERT_OK(replica_->GetReplicationStatus(&st));
+  EXPECT_EQ("c1", st.promoted_from);
+  EXPECT_NE(0u, st.promoted_unix_micros);
+  ASSERT_OK(replica_->Rejoin("c1"));
+  ASSERT_OK(replica_->GetReplicationStatus(&st));
+  EXPECT_EQ("replica", st.role);
+  EXPECT_EQ("", st.promoted_from);
+  EXPECT_EQ(0u, st.promoted_unix_micros);
+}
+
 // A primary restarted while its replica is away still knows how far behind
 // the replica is: the log on disk holds writes the replica never
 // acknowledged.

@@ -441,6 +441,11 @@ check "p4's daemon log: wl-002 resumed without a reseed" \
 ok "rollback export --tenant wl-000" rollback export --data "$p4" \
   --key-file "$key" --tenant wl-000
 cp "$tmp/out" "$tmp/export4"
+# A --file that names none of the tenant's files is an error, never an
+# empty export (which would read as "nothing diverged").
+fails "rollback export --file naming no rollback file" 1 \
+  "no rollback file 'typo.rbk' of tenant 'wl-000' in .*/rollback" \
+  rollback export --data "$p4" --key-file "$key" --tenant wl-000 --file typo.rbk
 check "the export holds exactly wl-000's writes $((fork0 + 1))..$last0, byte for byte" \
   python3 - "$tmp/export4" "$fork0" "$last0" "$tmp/div" "$latest0" <<'PY'
 import json, os, sys

@@ -879,11 +879,13 @@ void RegisterRollback(CLI::App* app, Runner* run) {
       return FailWith("rollback export",
                       "no rollback files of tenant '" + exp->tenant + "'");
     }
+    size_t exported = 0;
     for (const RollbackFileInfo& f : files) {
       if (!exp->file.empty() && f.path != exp->file &&
           f.path.substr(f.path.rfind('/') + 1) != exp->file) {
         continue;
       }
+      ++exported;
       Status bad_entry;
       s = ReadRollbackFile(f.path, keys.get(),
                            [&](const replpb::RollbackEntry& e) {
@@ -913,6 +915,13 @@ void RegisterRollback(CLI::App* app, Runner* run) {
         s = Status::Corruption(f.path + ": " + bad_entry.message());
       }
       if (!s.ok()) return Fail("rollback export", s);
+    }
+    if (exported == 0) {
+      // A mistyped --file must not look like "no divergent writes".
+      return FailWith("rollback export",
+                      "no rollback file '" + exp->file + "' of tenant '" +
+                          exp->tenant + "' in " + exp->cluster.data +
+                          "/rollback (see 'coffer rollback show')");
     }
     return kExitOk;
   });

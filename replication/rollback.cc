@@ -172,8 +172,10 @@ Status RollbackWriter::Finish(std::string* path) {
 }
 
 Status ListRollbackFiles(const std::string& data_dir, const std::string& tenant,
-                         std::vector<RollbackFileInfo>* files) {
+                         std::vector<RollbackFileInfo>* files,
+                         std::vector<Status>* unreadable) {
   files->clear();
+  if (unreadable != nullptr) unreadable->clear();
   const fs::path dir = fs::path(data_dir) / kRollbackDir;
   std::error_code ec;
   if (!fs::exists(dir, ec)) return Status::OK();
@@ -187,7 +189,11 @@ Status ListRollbackFiles(const std::string& data_dir, const std::string& tenant,
     info.path = entry.path().string();
     std::string_view rest;
     Status s = ParseHeader(info.path, head, &info.header, &rest);
-    if (!s.ok()) return s;
+    if (!s.ok()) {
+      if (unreadable == nullptr) return s;
+      unreadable->push_back(s);
+      continue;
+    }
     if (!tenant.empty() && info.header.tenant() != tenant) continue;
     files->push_back(std::move(info));
   }

@@ -66,9 +66,12 @@ struct RollbackFileInfo {
 };
 
 // The rollback files in DIR/rollback (optionally only `tenant`'s), oldest
-// first, read without any key.
+// first, read without any key. A file whose header does not parse fails the
+// listing, or, with `unreadable`, is appended there (the reason, naming the
+// file: its tenant is unknown) and the listing goes on.
 Status ListRollbackFiles(const std::string& data_dir, const std::string& tenant,
-                         std::vector<RollbackFileInfo>* files);
+                         std::vector<RollbackFileInfo>* files,
+                         std::vector<Status>* unreadable = nullptr);
 
 // Decrypts `path` and calls `visit` for each entry, in order. WrongKey if
 // `keys` cannot unwrap its key; Corruption naming the file if any chunk

@@ -446,6 +446,18 @@ cp "$tmp/out" "$tmp/export4"
 fails "rollback export --file naming no rollback file" 1 \
   "no rollback file 'typo.rbk' of tenant 'wl-000' in .*/rollback" \
   rollback export --data "$p4" --key-file "$key" --tenant wl-000 --file typo.rbk
+# One damaged file hides no other: show and export still list and export
+# the readable ones, then fail naming it (its tenant cannot be known).
+printf 'not a rollback file' >"$p4/rollback/junk-1.rbk"
+fails "rollback show with a damaged file" 1 \
+  "rollback show: Corruption: .*/junk-1.rbk" \
+  rollback show --data "$p4" --tenant wl-000
+check "  still lists wl-000's file" grep -q "^  tenant wl-000, " "$tmp/out"
+fails "rollback export with a damaged file" 1 \
+  "rollback export: Corruption: .*/junk-1.rbk" \
+  rollback export --data "$p4" --key-file "$key" --tenant wl-000
+check "  still exports wl-000's writes" cmp -s "$tmp/out" "$tmp/export4"
+rm "$p4/rollback/junk-1.rbk"
 check "the export holds exactly wl-000's writes $((fork0 + 1))..$last0, byte for byte" \
   python3 - "$tmp/export4" "$fork0" "$last0" "$tmp/div" "$latest0" <<'PY'
 import json, os, sys

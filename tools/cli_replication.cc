@@ -815,8 +815,15 @@ void RegisterRollback(CLI::App* app, Runner* run) {
   cmd->add_flag("--json", show->json, "Print a JSON array");
   OnRun(cmd, run, [show] {
     std::vector<RollbackFileInfo> files;
-    Status s = ListRollbackFiles(show->data, show->tenant, &files);
+    std::vector<Status> unreadable;
+    Status s = ListRollbackFiles(show->data, show->tenant, &files, &unreadable);
     if (!s.ok()) return Fail("rollback show", s);
+    // A damaged file is reported (and fails the command) after the others
+    // are listed, rather than hiding them all.
+    auto report_unreadable = [&unreadable]() {
+      for (const Status& bad : unreadable) Fail("rollback show", bad);
+      return unreadable.empty() ? kExitOk : kExitFailed;
+    };
     if (show->json) {
       std::string out = "[";
       for (size_t i = 0; i < files.size(); ++i) {
@@ -835,9 +842,11 @@ void RegisterRollback(CLI::App* app, Runner* run) {
                    .str();
       }
       std::printf("%s]\n", out.c_str());
-      return kExitOk;
+      return report_unreadable();
     }
-    if (files.empty()) std::printf("no rollback files\n");
+    if (files.empty() && unreadable.empty()) {
+      std::printf("no rollback files\n");
+    }
     for (const RollbackFileInfo& f : files) {
       const replpb::RollbackHeader& h = f.header;
       std::printf(
@@ -852,7 +861,7 @@ void RegisterRollback(CLI::App* app, Runner* run) {
           static_cast<unsigned long long>(h.fork_seq()),
           static_cast<unsigned long long>(h.local_latest_seq()));
     }
-    return kExitOk;
+    return report_unreadable();
   });
 
   auto exp = std::make_shared<Args>();
@@ -873,9 +882,13 @@ void RegisterRollback(CLI::App* app, Runner* run) {
     std::shared_ptr<KeyProvider> keys;
     Status s = OpenKeyProvider(exp->cluster, &keys);
     std::vector<RollbackFileInfo> files;
-    if (s.ok()) s = ListRollbackFiles(exp->cluster.data, exp->tenant, &files);
+    std::vector<Status> unreadable;
+    if (s.ok()) {
+      s = ListRollbackFiles(exp->cluster.data, exp->tenant, &files,
+                            &unreadable);
+    }
     if (!s.ok()) return Fail("rollback export", s);
-    if (files.empty()) {
+    if (files.empty() && unreadable.empty()) {
       return FailWith("rollback export",
                       "no rollback files of tenant '" + exp->tenant + "'");
     }
@@ -915,6 +928,11 @@ void RegisterRollback(CLI::App* app, Runner* run) {
         s = Status::Corruption(f.path + ": " + bad_entry.message());
       }
       if (!s.ok()) return Fail("rollback export", s);
+    }
+    if (!unreadable.empty()) {
+      // Its tenant is unknown: it may hold this tenant's writes.
+      for (const Status& bad : unreadable) Fail("rollback export", bad);
+      return kExitFailed;
     }
     if (exported == 0) {
       // A mistyped --file must not look like "no divergent writes".
